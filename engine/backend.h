@@ -1,0 +1,49 @@
+// engine/backend.h — the small backend interface: memory, copies, synchronisation and execution
+// of one node through the op table. CPU is always present; CUDA when built with NSVQ_CUDA and a
+// device is found.
+#pragma once
+#include <string>
+#include <vector>
+#include "engine/op_table.h"
+
+namespace nsvq {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual BackendKind kind() const = 0;
+  virtual std::string name() const = 0;  // "cpu", "cuda:0 (NVIDIA H100 ...)"
+  // Allocates `bytes` of backend memory aligned to alignment(); throws Error naming `what` when
+  // memory runs out.
+  virtual void* alloc(size_t bytes, const char* what) = 0;
+  virtual void dealloc(void* p) = 0;
+  virtual size_t alignment() const = 0;
+  virtual void copy_in(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void copy_out(void* host_dst, const void* src, size_t bytes) = 0;
+  virtual void copy_within(void* dst, const void* src, size_t bytes) = 0;
+  virtual void memset_zero(void* dst, size_t bytes) = 0;
+  virtual void sync() = 0;
+  virtual int threads() const { return 1; }
+  virtual void* state() { return nullptr; }  // goes into ExecCtx::backend_state
+
+  bool supports(int op) const { return op_def(op).kernel[kind()] != nullptr; }
+  void execute(Tensor* node, void* scratch, size_t scratch_bytes);
+};
+
+// The CPU backend (singleton). threads <= 0: all cores.
+Backend* backend_cpu();
+void cpu_set_threads(int n);
+int cpu_threads();
+
+// CUDA: compiled in? number of devices (0 when the driver or a device is missing).
+bool cuda_compiled();
+int cuda_device_count();
+std::vector<std::string> cuda_device_names();
+std::string cuda_compiled_archs();  // "80;86;89;90" or ""
+// The CUDA backend for `device`; throws Error with a clear message when none is available.
+Backend* backend_cuda(int device = 0);
+
+// "cpu" | "cuda" | "cuda:N"
+Backend* backend_by_name(const std::string& name);
+
+}  // namespace nsvq

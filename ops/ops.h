@@ -1,0 +1,127 @@
+// ops/ops.h — every op the models use: ids, kinds and the graph builders (one-line shape comment
+// each). Builders only record nodes; kernels run at Graph::compute(). Shapes are PyTorch order.
+// Each family keeps its builder + backward rule in ops/<family>.cpp, its CPU kernels in
+// ops/cpu/<family>.cpp and its CUDA kernels in ops/cuda/<family>.cu.
+#pragma once
+#include <vector>
+#include "engine/graph.h"
+
+namespace nsvq {
+
+// Registers every op family's rules and kernels in the op table (idempotent, thread-safe).
+void ops_init();
+
+enum OpId : int {
+  OP_NONE = 0,
+  // views (no kernel)
+  OP_RESHAPE, OP_PERMUTE, OP_SLICE, OP_EXPAND, OP_DETACH,
+  // copies and layout
+  OP_CONTIGUOUS, OP_CONCAT, OP_PAD,
+  // elementwise
+  OP_UNARY, OP_BINARY, OP_WHERE,
+  // reductions
+  OP_REDUCE, OP_ARG_REDUCE,
+  // linear algebra and normalisation
+  OP_MATMUL, OP_SOFTMAX,
+  // indexing
+  OP_GET_ROWS, OP_SCATTER_ADD_ROWS,
+  // losses
+  OP_LOSS, OP_LOSS_BWD, OP_CROSS_ENTROPY, OP_CROSS_ENTROPY_BWD,
+  // optimisation and randomness
+  OP_ADAMW, OP_RANDOM,
+  OP_COUNT
+};
+
+enum UnaryKind : int {
+  UN_NEG, UN_EXP, UN_LOG, UN_SQRT, UN_RSQRT, UN_ABS, UN_SIGN, UN_SQR,
+  UN_RELU, UN_LEAKY_RELU,  // fp[0] = negative slope
+  UN_SILU, UN_SIGMOID, UN_TANH, UN_GELU,  // gelu: tanh approximation (as PyTorch approximate='tanh')
+  UN_POW,      // x ^ fp[0]
+  UN_CLAMP,    // min(max(x, fp[0]), fp[1])
+  UN_AFFINE,   // fp[0] * x + fp[1]
+  UN_RECIP,    // fp[0] / (x + fp[1])
+  UN_STEP,     // x > 0 ? 1 : 0 (gradient of relu; not differentiable)
+  UN_INSIDE,   // fp[0] <= x <= fp[1] ? 1 : 0 (gradient mask of clamp; not differentiable)
+  UN_SILU_GRAD, UN_GELU_GRAD,  // derivatives used by backward rules (not differentiable)
+  UN_COUNT
+};
+enum BinaryKind : int {
+  BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV, BIN_MAX, BIN_MIN,
+  BIN_EQ, BIN_GT,  // comparisons give 1.0 / 0.0 and are not differentiable
+  BIN_COUNT
+};
+enum ReduceKind : int { RED_SUM, RED_MEAN, RED_MAX, RED_MIN, RED_SUMSQ, RED_COUNT };
+enum LossKind : int { LOSS_L1, LOSS_MSE };
+enum RandomKind : int { RAND_UNIFORM, RAND_NORMAL };
+
+const char* unary_kind_name(int k);
+const char* binary_kind_name(int k);
+const char* reduce_kind_name(int k);
+
+// ---------------------------------------------------------------- views (share storage)
+Tensor* reshape(Graph& g, Tensor* a, const Shape& s);                    // same numel; -1 allowed once
+Tensor* permute(Graph& g, Tensor* a, const std::vector<int>& perm);      // out.ne[i] = a.ne[perm[i]]
+Tensor* transpose(Graph& g, Tensor* a, int d0, int d1);                  // swap two dims
+Tensor* slice(Graph& g, Tensor* a, int axis, int64_t start, int64_t end);  // [start, end) along axis
+Tensor* expand(Graph& g, Tensor* a, const Shape& s);                     // broadcast size-1 dims (stride 0)
+Tensor* detach(Graph& g, Tensor* a);                                     // same values, no gradient
+// ---------------------------------------------------------------- layout
+Tensor* contiguous(Graph& g, Tensor* a);        // a itself when already contiguous
+Tensor* concat(Graph& g, const std::vector<Tensor*>& xs, int axis);  // sizes add along axis
+Tensor* pad(Graph& g, Tensor* a, const std::vector<int64_t>& before, const std::vector<int64_t>& after,
+            float value = 0.0f);               // ne[d] + before[d] + after[d] per dim
+// ---------------------------------------------------------------- elementwise
+Tensor* unary(Graph& g, Tensor* a, int kind, float p0 = 0.0f, float p1 = 0.0f);  // same shape
+Tensor* binary(Graph& g, Tensor* a, Tensor* b, int kind);  // broadcast(a, b)
+Tensor* where(Graph& g, Tensor* cond, Tensor* a, Tensor* b);  // cond != 0 ? a : b, broadcast all
+inline Tensor* neg(Graph& g, Tensor* a) { return unary(g, a, UN_NEG); }
+inline Tensor* exp(Graph& g, Tensor* a) { return unary(g, a, UN_EXP); }
+inline Tensor* log(Graph& g, Tensor* a) { return unary(g, a, UN_LOG); }
+inline Tensor* sqrt(Graph& g, Tensor* a) { return unary(g, a, UN_SQRT); }
+inline Tensor* rsqrt(Graph& g, Tensor* a) { return unary(g, a, UN_RSQRT); }
+inline Tensor* abs(Graph& g, Tensor* a) { return unary(g, a, UN_ABS); }
+inline Tensor* sqr(Graph& g, Tensor* a) { return unary(g, a, UN_SQR); }
+inline Tensor* relu(Graph& g, Tensor* a) { return unary(g, a, UN_RELU); }
+inline Tensor* leaky_relu(Graph& g, Tensor* a, float slope) { return unary(g, a, UN_LEAKY_RELU, slope); }
+inline Tensor* silu(Graph& g, Tensor* a) { return unary(g, a, UN_SILU); }
+inline Tensor* sigmoid(Graph& g, Tensor* a) { return unary(g, a, UN_SIGMOID); }
+inline Tensor* tanh(Graph& g, Tensor* a) { return unary(g, a, UN_TANH); }
+inline Tensor* gelu(Graph& g, Tensor* a) { return unary(g, a, UN_GELU); }
+inline Tensor* pow(Graph& g, Tensor* a, float p) { return unary(g, a, UN_POW, p); }
+inline Tensor* clamp(Graph& g, Tensor* a, float lo, float hi) { return unary(g, a, UN_CLAMP, lo, hi); }
+inline Tensor* scale(Graph& g, Tensor* a, float s) { return unary(g, a, UN_AFFINE, s, 0.0f); }
+inline Tensor* add(Graph& g, Tensor* a, Tensor* b) { return binary(g, a, b, BIN_ADD); }
+inline Tensor* sub(Graph& g, Tensor* a, Tensor* b) { return binary(g, a, b, BIN_SUB); }
+inline Tensor* mul(Graph& g, Tensor* a, Tensor* b) { return binary(g, a, b, BIN_MUL); }
+inline Tensor* div(Graph& g, Tensor* a, Tensor* b) { return binary(g, a, b, BIN_DIV); }
+// ---------------------------------------------------------------- reductions
+// Reduces the listed axes (empty: all). keepdim keeps them as size 1.
+Tensor* reduce(Graph& g, Tensor* a, int kind, const std::vector<int>& axes, bool keepdim = false);
+inline Tensor* sum(Graph& g, Tensor* a, const std::vector<int>& axes = {}, bool keepdim = false) { return reduce(g, a, RED_SUM, axes, keepdim); }
+inline Tensor* mean(Graph& g, Tensor* a, const std::vector<int>& axes = {}, bool keepdim = false) { return reduce(g, a, RED_MEAN, axes, keepdim); }
+inline Tensor* max(Graph& g, Tensor* a, const std::vector<int>& axes = {}, bool keepdim = false) { return reduce(g, a, RED_MAX, axes, keepdim); }
+inline Tensor* sum_sq(Graph& g, Tensor* a, const std::vector<int>& axes = {}, bool keepdim = false) { return reduce(g, a, RED_SUMSQ, axes, keepdim); }
+// Index (i32) of the max / min along `axis` (ties: lowest index); the axis is removed.
+Tensor* argmax(Graph& g, Tensor* a, int axis);
+Tensor* argmin(Graph& g, Tensor* a, int axis);
+// Gradient of x sum-reduced onto `target` shape (undoes broadcasting).
+Tensor* sum_to(Graph& g, Tensor* x, const Shape& target);
+// ---------------------------------------------------------------- matmul, softmax
+// a [..., M, K] (or [..., K, M] with trans_a), b [..., K, N] (or [..., N, K] with trans_b) -> [..., M, N].
+// Batch dims must match, or one operand has none (it is shared by every batch).
+Tensor* matmul(Graph& g, Tensor* a, Tensor* b, bool trans_a = false, bool trans_b = false);
+Tensor* softmax(Graph& g, Tensor* a);      // along the last dim
+Tensor* log_softmax(Graph& g, Tensor* a);  // along the last dim
+// ---------------------------------------------------------------- indexing
+Tensor* get_rows(Graph& g, Tensor* table, Tensor* idx);  // table [R, C], idx i32 [...] -> [..., C]
+Tensor* scatter_add_rows(Graph& g, Tensor* src, Tensor* idx, int64_t rows);  // src [..., C] -> [rows, C]
+// ---------------------------------------------------------------- losses (mean over all elements; scalar)
+Tensor* loss_l1(Graph& g, Tensor* pred, Tensor* target);
+Tensor* loss_mse(Graph& g, Tensor* pred, Tensor* target);
+Tensor* cross_entropy(Graph& g, Tensor* logits, Tensor* labels);  // logits [N, C], labels i32 [N]
+// ---------------------------------------------------------------- randomness
+// Philox counter-based random numbers, identical on CPU and CUDA. `counter` is an i32 input [4]
+// the host sets per step: {seed_lo, seed_hi, step_lo, step_hi}; `stream` separates call sites.
+Tensor* random(Graph& g, const Shape& s, int kind, Tensor* counter, int stream);
+
+}  // namespace nsvq

@@ -1,0 +1,41 @@
+// tools/main.cpp — the nsvq command: dispatches to subcommands; every error is one line on stderr
+// and a non-zero exit.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include "engine/tensor.h"
+#include "tools/commands.h"
+
+static const char* USAGE =
+    "usage: nsvq <command> [options]   (nsvq <command> --help for its options)\n"
+    "commands:\n"
+    "  info          version, build, SIMD level, threads, CUDA devices and architectures\n"
+    "  bench         benchmarks: bench gemm --m M --n N --k K | bench ops  [--json] [--device cpu|cuda]\n"
+    "  fmnist-mlp    train an MLP classifier on Fashion-MNIST with the engine and report test accuracy\n"
+    "  --version     print the version\n";
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    fprintf(stderr, "%s", USAGE);
+    return 2;
+  }
+  std::string cmd = argv[1];
+  try {
+    if (cmd == "--version" || cmd == "version") {
+      printf("nsvq %s (%s)\n", NSVQ_VERSION, NSVQ_BUILD_TYPE);
+      return 0;
+    }
+    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+      printf("%s", USAGE);
+      return 0;
+    }
+    if (cmd == "info") return nsvq::cmd_info(argc, argv, 2);
+    if (cmd == "bench") return nsvq::cmd_bench(argc, argv, 2);
+    if (cmd == "fmnist-mlp") return nsvq::cmd_fmnist_mlp(argc, argv, 2);
+    fprintf(stderr, "nsvq: unknown command '%s' (see nsvq --help)\n", cmd.c_str());
+    return 2;
+  } catch (const std::exception& e) {
+    fprintf(stderr, "nsvq %s: error: %s\n", cmd.c_str(), e.what());
+    return 1;
+  }
+}
