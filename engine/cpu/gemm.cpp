@@ -57,7 +57,7 @@ void scalar_micro(int64_t kc, const float* a, const float* b, float* c, int64_t 
 }
 
 void scalar_macro(int64_t mc, int64_t nc, int64_t kc, float alpha, const float* pa, const float* pb,
-                  float beta, float* c, int64_t ldc, bool a_outer, const prefetch_region&) {
+                  float beta, float* c, int64_t ldc, bool a_outer) {
     const int64_t mp = (mc + SC_MR - 1) / SC_MR, np = (nc + SC_NR - 1) / SC_NR;
     auto tile = [&](int64_t p, int64_t q) {
         const int rows = int(std::min<int64_t>(SC_MR, mc - p * SC_MR));
@@ -161,17 +161,6 @@ void run_range(const gemm_kernels& ks, const problem& p, int64_t m0, int64_t m1,
 
     auto a_at = [&](int64_t i, int64_t k) { return p.trans_a ? p.A + k * p.lda + i : p.A + i * p.lda + k; };
     auto b_at = [&](int64_t k, int64_t j) { return p.trans_b ? p.B + j * p.ldb + k : p.B + k * p.ldb + j; };
-    // Source regions of upcoming packs, for the macro-kernel to prefetch while it computes.
-    auto a_region = [&](int64_t i, int64_t k, int64_t mc, int64_t kc) {
-        const bool rows_are_k = p.trans_a;
-        return prefetch_region{reinterpret_cast<const char*>(a_at(i, k)), p.lda * int64_t(sizeof(float)),
-                               rows_are_k ? kc : mc, (rows_are_k ? mc : kc) * int64_t(sizeof(float))};
-    };
-    auto b_region = [&](int64_t k, int64_t j, int64_t kc, int64_t nc) {
-        const bool rows_are_k = !p.trans_b;
-        return prefetch_region{reinterpret_cast<const char*>(b_at(k, j)), p.ldb * int64_t(sizeof(float)),
-                               rows_are_k ? kc : nc, (rows_are_k ? nc : kc) * int64_t(sizeof(float))};
-    };
 
     if (ks.a_outer) {
         for (int64_t ic = m0; ic < m1; ic += mc_step) {
@@ -183,12 +172,7 @@ void run_range(const gemm_kernels& ks, const problem& p, int64_t m0, int64_t m1,
                 for (int64_t jc = n0; jc < n1; jc += nc_step) {
                     const int64_t nc = std::min(nc_step, n1 - jc);
                     ks.pack_b(p.trans_b, kc, nc, b_at(pc, jc), p.ldb, pb);
-                    prefetch_region next;
-                    if (jc + nc_step < n1)
-                        next = b_region(pc, jc + nc_step, kc, std::min(nc_step, n1 - jc - nc_step));
-                    else if (pc + kc_step < p.K)
-                        next = a_region(ic, pc + kc_step, mc, std::min(kc_step, p.K - pc - kc_step));
-                    ks.macro(mc, nc, kc, p.alpha, pa, pb, beta, p.C + ic * p.ldc + jc, p.ldc, true, next);
+                    ks.macro(mc, nc, kc, p.alpha, pa, pb, beta, p.C + ic * p.ldc + jc, p.ldc, true);
                 }
             }
         }
@@ -202,14 +186,7 @@ void run_range(const gemm_kernels& ks, const problem& p, int64_t m0, int64_t m1,
                 for (int64_t ic = m0; ic < m1; ic += mc_step) {
                     const int64_t mc = std::min(mc_step, m1 - ic);
                     ks.pack_a(p.trans_a, mc, kc, a_at(ic, pc), p.lda, pa);
-                    prefetch_region next;
-                    if (ic + mc_step < m1)
-                        next = a_region(ic + mc_step, pc, std::min(mc_step, m1 - ic - mc_step), kc);
-                    else if (pc + kc_step < p.K)
-                        next = b_region(pc + kc_step, jc, std::min(kc_step, p.K - pc - kc_step), nc);
-                    else if (jc + nc_step < n1)
-                        next = b_region(0, jc + nc_step, std::min(kc_step, p.K), std::min(nc_step, n1 - jc - nc_step));
-                    ks.macro(mc, nc, kc, p.alpha, pa, pb, beta, p.C + ic * p.ldc + jc, p.ldc, false, next);
+                    ks.macro(mc, nc, kc, p.alpha, pa, pb, beta, p.C + ic * p.ldc + jc, p.ldc, false);
                 }
             }
         }

@@ -10,7 +10,6 @@
 #include <immintrin.h>
 
 #include <array>
-#include <cstdlib>
 #include <utility>
 
 #include "gemm_internal.h"
@@ -105,38 +104,17 @@ constexpr std::array<std::array<micro_fn, NVMAX>, MR> make_table(std::integer_se
 }
 constexpr auto micro_table = make_table(std::make_integer_sequence<int, MR>{});
 
-static int pf_mode = getenv("PFMODE") ? atoi(getenv("PFMODE")) : 3;
-static int pf_hint = getenv("PFHINT") ? atoi(getenv("PFHINT")) : 1;
 
 void macro(int64_t mc, int64_t nc, int64_t kc, float alpha, const float* pa, const float* pb, float beta,
-           float* c, int64_t ldc, bool a_outer, const prefetch_region& next) {
+           float* c, int64_t ldc, bool a_outer) {
     const int64_t mp = (mc + MR - 1) / MR, np = (nc + NR - 1) / NR;
-    // Spread the prefetch of the next packing source evenly over this block's tiles.
-    const int64_t pf_lines_per_row = next.base ? (next.bytes + 63) / 64 + 1 : 0;
-    const int64_t pf_per_tile = (pf_mode & 1) ? (next.rows * pf_lines_per_row + mp * np - 1) / (mp * np) : 0;
-    int64_t pf_row = 0, pf_line = 0;
     auto tile = [&](int64_t p, int64_t q) {
         const int rows = mc - p * MR < MR ? int(mc - p * MR) : MR;
         const int cols = nc - q * NR < NR ? int(nc - q * NR) : NR;
         const int nv = (cols + 15) / 16;
         const int last = cols - (nv - 1) * 16;
         const __mmask16 mask = __mmask16((1u << last) - 1u);
-        for (int64_t n = 0; n < pf_per_tile && pf_row < next.rows; ++n) {
-            const char* addr = next.base + pf_row * next.stride + pf_line * 64;
-            if (pf_hint == 0) _mm_prefetch(addr, _MM_HINT_T0);
-            else if (pf_hint == 1) _mm_prefetch(addr, _MM_HINT_T1);
-            else _mm_prefetch(addr, _MM_HINT_T2);
-            if (++pf_line == pf_lines_per_row) {
-                pf_line = 0;
-                ++pf_row;
-            }
-        }
         float* ct = c + p * MR * ldc + q * NR;
-        if (pf_mode & 2) {
-            // C tile rows: pull them in before the kernel's epilogue reads/writes them.
-            for (int r = 0; r < rows; ++r)
-                for (int v = 0; v <= nv; ++v) _mm_prefetch((const char*)(ct + r * ldc + 16 * v), _MM_HINT_T0);
-        }
         micro_table[rows - 1][nv - 1](kc, pa + p * MR * kc, pb + q * NR * kc, ct, ldc, alpha, beta, mask);
     };
     if (a_outer) {

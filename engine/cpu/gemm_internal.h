@@ -17,17 +17,10 @@ namespace gemm_detail {
 using pack_a_fn = void (*)(bool trans_a, int64_t mc, int64_t kc, const float* a, int64_t lda, float* dst);
 // Packs op(B)[k0.., j0..] (already offset by the caller) into NR-column micro-panels.
 using pack_b_fn = void (*)(bool trans_b, int64_t kc, int64_t nc, const float* b, int64_t ldb, float* dst);
-// A strided region of memory (rows x bytes, row starts stride bytes apart) that the macro-kernel
-// prefetches while it computes: the source of the next block to be packed, so that packing, which cannot
-// overlap with compute, reads from cache instead of waiting on DRAM.
-struct prefetch_region {
-    const char* base = nullptr;
-    int64_t stride = 0, rows = 0, bytes = 0;
-};
 // C[mc, nc] = alpha * packedA * packedB + beta * C over one (mc, nc, kc) block; beta == 0: C not read.
 // a_outer: loop over A micro-panels outside (A panel stays in L1, B panels stream from L2) or inside.
 using macro_fn = void (*)(int64_t mc, int64_t nc, int64_t kc, float alpha, const float* pa, const float* pb,
-                          float beta, float* c, int64_t ldc, bool a_outer, const prefetch_region& next);
+                          float beta, float* c, int64_t ldc, bool a_outer);
 
 struct gemm_kernels {
     const char* name;
@@ -76,6 +69,10 @@ void pack_a_generic(bool trans_a, int64_t mc, int64_t kc, const float* a, int64_
     }
 }
 
+// Packing B is memory-latency bound when each K row of the block sits on its own page (wide B): the
+// hardware prefetcher does not cross pages, so the row PF_ROWS ahead is prefetched by hand.
+constexpr int64_t PF_ROWS = 3;
+
 template <int NR>
 void pack_b_generic(bool trans_b, int64_t kc, int64_t nc, const float* b, int64_t ldb, float* dst) {
     const int64_t full = nc / NR;
@@ -85,6 +82,11 @@ void pack_b_generic(bool trans_b, int64_t kc, int64_t nc, const float* b, int64_
         for (int64_t k = 0; k < kc; ++k) {
             const float* src = b + k * ldb;
             float* d = dst + k * NR;
+            if (k + PF_ROWS < kc) {
+                const char* ahead = reinterpret_cast<const char*>(src + PF_ROWS * ldb);
+                for (int64_t off = 0; off < nc * int64_t(sizeof(float)) + 64; off += 64)
+                    __builtin_prefetch(ahead + off, 0, 3);
+            }
             for (int64_t q = 0; q < full; ++q) std::memcpy(d + q * NR * kc, src + q * NR, NR * sizeof(float));
             if (rem) {
                 float* dr = d + full * NR * kc;

@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine/cpu/gemm.h"
+#include "../../engine/cpu/gemm.h"
 
 extern "C" void openblas_set_num_threads(int num_threads);
 
