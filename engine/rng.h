@@ -36,18 +36,29 @@ NSVQ_HD Philox4 philox4x32(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, u
 // Uniform in (0, 1]: 24 random bits, never 0 (safe for log in Box-Muller).
 NSVQ_HD float philox_uniform(uint32_t x) { return ((x >> 8) + 1u) * (1.0f / 16777216.0f); }
 
-// Element `i` of the stream (seed, stream, step): uniform (kind 0) or standard normal (kind 1).
-// Normals use Box-Muller on word pairs (0,1) and (2,3) of block i/4.
-NSVQ_HD float philox_element(uint64_t seed, uint32_t stream, uint64_t step, uint64_t i, int kind) {
-  uint64_t blk = i >> 2;
+// Block `blk` of the stream (seed, stream, step): four uniforms in (0, 1] (kind 0) or four standard
+// normals (kind 1; Box-Muller on word pairs (0,1) and (2,3)). Element i of the stream is
+// out[i % 4] of block i / 4. The integer stream is identical on CPU and CUDA; normals go through
+// each platform's logf/sinf/cosf and may differ in the last bits.
+NSVQ_HD void philox_block(uint64_t seed, uint32_t stream, uint64_t step, uint64_t blk, int kind, float out[4]) {
   Philox4 r = philox4x32((uint32_t)blk, (uint32_t)(blk >> 32) ^ (stream << 16), (uint32_t)step,
                          (uint32_t)(step >> 32), (uint32_t)seed, (uint32_t)(seed >> 32));
-  int w = (int)(i & 3);
-  if (kind == 0) return philox_uniform(r.v[w]);
-  float u1 = philox_uniform(r.v[w & 2]), u2 = philox_uniform(r.v[(w & 2) + 1]);
-  float rad = sqrtf(-2.0f * logf(u1));
-  float ang = 6.283185307179586f * u2;
-  return (w & 1) ? rad * sinf(ang) : rad * cosf(ang);
+  if (kind == 0) {
+    for (int w = 0; w < 4; w++) out[w] = philox_uniform(r.v[w]);
+    return;
+  }
+  for (int p = 0; p < 4; p += 2) {
+    float rad = sqrtf(-2.0f * logf(philox_uniform(r.v[p])));
+    float ang = 6.283185307179586f * philox_uniform(r.v[p + 1]);
+    out[p] = rad * cosf(ang);
+    out[p + 1] = rad * sinf(ang);
+  }
+}
+
+NSVQ_HD float philox_element(uint64_t seed, uint32_t stream, uint64_t step, uint64_t i, int kind) {
+  float o[4];
+  philox_block(seed, stream, step, i >> 2, kind, o);
+  return o[i & 3];
 }
 
 // Host generator: a (seed, stream) pair and a running counter. Cheap to copy; state is 3 integers.

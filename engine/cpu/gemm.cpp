@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <new>
 
 #include "gemm_internal.h"
 
@@ -120,6 +121,10 @@ struct pack_buffer {
             std::free(data);
             const size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
             data = static_cast<float*>(std::aligned_alloc(64, bytes));
+            if (!data) {
+                capacity = 0;
+                throw std::bad_alloc();
+            }
             capacity = bytes / sizeof(float);
         }
         return data;

@@ -245,7 +245,9 @@ class CudaBackend : public Backend {
     CUBLAS_CHECK(cublasSetMathMode(st_.cublas, CUBLAS_DEFAULT_MATH));
     CUBLAS_CHECK(cublasSetPointerMode(st_.cublas, CUBLAS_POINTER_MODE_HOST));
     CUDA_CHECK(cudaMalloc(&st_.err_dev, CUDA_ERR_SLOTS * sizeof(unsigned long long)));
-    CUDA_CHECK(cudaMemset(st_.err_dev, 0xff, CUDA_ERR_SLOTS * sizeof(unsigned long long)));
+    // on our stream (a non-blocking stream does not wait for the legacy default stream)
+    CUDA_CHECK(cudaMemsetAsync(st_.err_dev, 0xff, CUDA_ERR_SLOTS * sizeof(unsigned long long), st_.stream));
+    CUDA_CHECK(cudaStreamSynchronize(st_.stream));
     CUDA_CHECK(cudaMallocHost(&st_.err_host, CUDA_ERR_SLOTS * sizeof(unsigned long long)));
     st_.pending.reserve(CUDA_ERR_SLOTS);
   }

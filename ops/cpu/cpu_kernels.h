@@ -4,6 +4,7 @@
 #pragma once
 #include <omp.h>
 #include <algorithm>
+#include <cmath>
 #include "engine/op_table.h"
 
 namespace nsvq {
@@ -54,6 +55,31 @@ void nd_iter_for(const NdIter& it, int nthreads, F f) {
     for (int k = 0; k < it.nops; k++) off[k] += s * it.st[k][it.ndim - 1];
     f(off, len);
   }
+}
+
+// Sum of x[0..n) over 16 independent lanes combined in a fixed order (vectorises; deterministic).
+inline float lane_sum(const float* __restrict x, int64_t n) {
+  float acc[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; j++) acc[j] += x[i + j];
+  for (; i < n; i++) acc[0] += x[i];
+  float r = 0.0f;
+  for (int j = 0; j < 16; j++) r += acc[j];
+  return r;
+}
+
+// Max of x[0..n) (n >= 1) over 16 lanes; NaN-free inputs assumed (a NaN lane may be skipped).
+inline float lane_max(const float* __restrict x, int64_t n) {
+  float acc[16];
+  for (int j = 0; j < 16; j++) acc[j] = -INFINITY;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; j++) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+  for (; i < n; i++) acc[0] = x[i] > acc[0] ? x[i] : acc[0];
+  float r = acc[0];
+  for (int j = 1; j < 16; j++) r = acc[j] > r ? acc[j] : r;
+  return r;
 }
 
 // Copies src (any strides) into dst (any strides) of the same shape; 4-byte elements.

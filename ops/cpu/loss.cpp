@@ -2,6 +2,7 @@
 // and its gradient. Sums run over fixed chunks combined in order (thread-count independent).
 #include <cmath>
 #include "ops/cpu/cpu_kernels.h"
+#include "ops/elementwise_math.h"
 #include "ops/ops_internal.h"
 
 namespace nsvq {
@@ -47,6 +48,26 @@ static void loss_bwd_cpu(Tensor* y, const ExecCtx& c) {
   }
 }
 
+#define NSVQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+// log(sum(exp(x))) of one row, computed stably around the row max
+NSVQ_CLONES float row_logsumexp(const float* __restrict x, int64_t n) {
+  float mx = lane_max(x, n);
+  float acc[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; j++) acc[j] += nsvq_expf(x[i + j] - mx);
+  for (; i < n; i++) acc[0] += nsvq_expf(x[i] - mx);
+  float s = 0.0f;
+  for (int j = 0; j < 16; j++) s += acc[j];
+  return logf(s) + mx;
+}
+
+// y = scale * softmax(x) given lse = logsumexp(x)
+NSVQ_CLONES void softmax_scaled(float* __restrict y, const float* __restrict x, int64_t n, float lse, float scale) {
+  for (int64_t i = 0; i < n; i++) y[i] = scale * nsvq_expf(x[i] - lse);
+}
+
 static void check_labels(const int32_t* lab, int64_t N, int64_t C) {
   for (int64_t i = 0; i < N; i++)
     if (lab[i] < 0 || lab[i] >= C) fail("cross_entropy: label %d at row %lld out of range [0, %lld)", lab[i], (long long)i, (long long)C);
@@ -64,12 +85,7 @@ static void cross_entropy_cpu(Tensor* y, const ExecCtx& c) {
   int nt = N * C < 16384 ? 1 : c.nthreads;
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t r = 0; r < N; r++) {
-    const float* row = x + r * C;
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < C; j++) mx = row[j] > mx ? row[j] : mx;
-    float s = 0.0f;
-    for (int64_t j = 0; j < C; j++) s += expf(row[j] - mx);
-    rowloss[r] = logf(s) + mx - row[lab[r]];
+    rowloss[r] = row_logsumexp(x + r * C, C) - x[r * C + lab[r]];
   }
   double tot = 0.0;
   for (int64_t r = 0; r < N; r++) tot += rowloss[r];
@@ -88,15 +104,8 @@ static void cross_entropy_bwd_cpu(Tensor* y, const ExecCtx& c) {
   for (int64_t r = 0; r < N; r++) {
     const float* row = x + r * C;
     float* orow = o + r * C;
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < C; j++) mx = row[j] > mx ? row[j] : mx;
-    float s = 0.0f;
-    for (int64_t j = 0; j < C; j++) {
-      orow[j] = expf(row[j] - mx);
-      s += orow[j];
-    }
-    float inv = gs / s;
-    for (int64_t j = 0; j < C; j++) orow[j] *= inv;
+    float lse = row_logsumexp(row, C);
+    softmax_scaled(orow, row, C, lse, gs);
     orow[lab[r]] -= gs;
   }
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 #include "engine/cpu/gemm.h"
 #include "ops/cpu/cpu_kernels.h"
+#include "ops/elementwise_math.h"
 #include "ops/ops_internal.h"
 
 #define NSVQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -26,19 +27,15 @@ static void matmul_cpu(Tensor* y, const ExecCtx& c) {
           C + i * M * N, N, c.nthreads);
 }
 
-NSVQ_CLONES static void softmax_row(float* __restrict y, const float* __restrict x, int64_t n, int is_log) {
-  float mx = -INFINITY;
-  for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-  float s = 0.0f;
+// max, then exp(x - max) with a 16-lane sum (fixed order), then normalise or take the log
+NSVQ_CLONES void softmax_row(float* __restrict y, const float* __restrict x, int64_t n, int is_log) {
+  float mx = lane_max(x, n);
+  for (int64_t i = 0; i < n; i++) y[i] = nsvq_expf(x[i] - mx);
+  float s = lane_sum(y, n);
   if (is_log) {
-    for (int64_t i = 0; i < n; i++) s += expf(x[i] - mx);
     float ls = logf(s) + mx;
     for (int64_t i = 0; i < n; i++) y[i] = x[i] - ls;
   } else {
-    for (int64_t i = 0; i < n; i++) {
-      y[i] = expf(x[i] - mx);
-      s += y[i];
-    }
     float inv = 1.0f / s;
     for (int64_t i = 0; i < n; i++) y[i] *= inv;
   }

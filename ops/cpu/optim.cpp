@@ -39,9 +39,14 @@ static void random_cpu(Tensor* y, const ExecCtx& c) {
   int64_t n = y->numel();
   int kind = y->ip[0];
   uint32_t stream = (uint32_t)y->ip[1];
+  int64_t nblk = (n + 3) / 4;
   int nt = n < 16384 ? 1 : c.nthreads;
 #pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < n; i++) o[i] = philox_element(seed, stream, step, (uint64_t)i, kind);
+  for (int64_t b = 0; b < nblk; b++) {
+    float v[4];
+    philox_block(seed, stream, step, (uint64_t)b, kind, v);
+    for (int64_t w = 0; w < 4 && b * 4 + w < n; w++) o[b * 4 + w] = v[w];
+  }
 }
 
 void register_optim_cpu() {
