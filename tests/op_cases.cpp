@@ -209,7 +209,28 @@ InputSpec I(Shape s, int lo, int hi) { return {s, DType::i32, (float)lo, (float)
 
 }  // namespace
 
+static std::vector<std::vector<OpCase> (*)()>& case_tables() {
+  static std::vector<std::vector<OpCase> (*)()> t;
+  return t;
+}
+
+int register_op_cases(std::vector<OpCase> (*fn)()) {
+  case_tables().push_back(fn);
+  return (int)case_tables().size();
+}
+
+static std::vector<OpCase> core_cases();
+
 std::vector<OpCase> op_cases() {
+  std::vector<OpCase> all = core_cases();
+  for (auto fn : case_tables()) {
+    std::vector<OpCase> more = fn();
+    all.insert(all.end(), more.begin(), more.end());
+  }
+  return all;
+}
+
+static std::vector<OpCase> core_cases() {
   std::vector<OpCase> cs;
   // ------------------------------------------------------------ unary, every kind
   struct UK { int k; float lo, hi, p0, p1; std::vector<float> avoid; bool grad; };

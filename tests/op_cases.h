@@ -37,7 +37,10 @@ struct OpCase {
   float fd_eps = 1e-2f;
 };
 
+// All cases: the core table (op_cases.cpp) plus every table registered by other test files with
+//   static int reg = register_op_cases(my_cases);   // my_cases: std::vector<OpCase>()
 std::vector<OpCase> op_cases();
+int register_op_cases(std::vector<OpCase> (*fn)());
 
 // Row-major helpers for references.
 int64_t ravel(const Shape& s, const int64_t* c);

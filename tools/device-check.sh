@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# tools/device-check.sh — the GPU-machine check, run from the repository root of a fresh machine that
+# has nvcc, CMake and a driver but no Debian -dev packages and no network. It builds nsvq with the
+# CUDA backend for sm_90 into build-cuda/ from the headers/static libraries carried in .deps/
+# (made by tools/prepare-device-deps.sh on the dev machine), then runs:
+#   nsvq info, nsvq_tests (CPU-vs-CUDA parity runs when a device exists), nsvq bench ops and
+#   nsvq bench gemm 1024^3 on cuda, and a 1-epoch Fashion-MNIST MLP on cuda (when the data is there).
+# Everything is logged to $OUT/device-check.log (or build-cuda/device-check.log); a summary table
+# (step, status, seconds) is printed last. Exit status: 0 when every step passed.
+# Environment: NSVQ_ARCH (default 90), NSVQ_JOBS (default: all cores), NSVQ_SKIP_FMNIST=1.
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD=build-cuda
+ARCH=${NSVQ_ARCH:-90}
+JOBS=${NSVQ_JOBS:-$(nproc 2>/dev/null || echo 8)}
+DEPS=$ROOT/.deps
+DATA=$DEPS/data/fashion-mnist
+mkdir -p "$BUILD"
+if [ -n "${OUT:-}" ]; then mkdir -p "$OUT"; LOG=$OUT/device-check.log; else LOG=$ROOT/$BUILD/device-check.log; fi
+: > "$LOG"
+
+# nvcc is often installed but not on PATH
+if ! command -v nvcc >/dev/null 2>&1; then
+  for d in /usr/local/cuda/bin /usr/local/cuda-*/bin; do
+    if [ -x "$d/nvcc" ]; then export PATH=$d:$PATH; break; fi
+  done
+fi
+
+NAMES=() STATUS=() SECS=()
+FAILED=0
+# step NAME TIMEOUT_S CMD...: runs CMD with a time limit, output to the terminal and the log
+step() {
+  local name=$1 limit=$2
+  shift 2
+  echo "=== [$name] $*" | tee -a "$LOG"
+  local t0 t1 rc
+  t0=$(date +%s.%N)
+  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$LOG"
+  rc=${PIPESTATUS[0]}
+  t1=$(date +%s.%N)
+  local st="ok"
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then st="TIMEOUT(${limit}s)"; elif [ "$rc" -ne 0 ]; then st="FAIL(rc=$rc)"; fi
+  [ "$st" = ok ] || FAILED=1
+  NAMES+=("$name"); STATUS+=("$st"); SECS+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')")
+  echo "=== [$name] $st" | tee -a "$LOG"
+  [ "$st" = ok ]
+}
+skip() {
+  NAMES+=("$1"); STATUS+=("skipped: $2"); SECS+=("0.0")
+  echo "=== [$1] skipped: $2" | tee -a "$LOG"
+}
+
+summary() {
+  {
+    echo
+    echo "device-check summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), log: $LOG)"
+    printf '%-14s %-26s %8s\n' step status seconds
+    printf '%-14s %-26s %8s\n' -------------- -------------------------- --------
+    for i in "${!NAMES[@]}"; do printf '%-14s %-26s %8s\n' "${NAMES[$i]}" "${STATUS[$i]}" "${SECS[$i]}"; done
+    if [ "$FAILED" -eq 0 ]; then echo "RESULT: all steps passed"; else echo "RESULT: FAILED"; fi
+  } | tee -a "$LOG"
+}
+
+# ---- environment (informational, never fails the check)
+{
+  echo "host: $(uname -srm); cores: $(nproc 2>/dev/null)"
+  echo "nvcc: $(command -v nvcc || echo missing) $(nvcc --version 2>/dev/null | tail -1)"
+  echo "cmake: $(cmake --version 2>/dev/null | head -1 || echo missing)"
+  command -v nvidia-smi >/dev/null 2>&1 &&
+    nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader 2>&1 | sed 's/^/gpu: /'
+} 2>&1 | tee -a "$LOG"
+
+# ---- dependencies carried in .deps/
+if [ ! -f "$DEPS/include/zstd.h" ] || [ ! -f "$DEPS/lib/libzstd.a" ] || [ ! -f "$DEPS/include/doctest/doctest.h" ]; then
+  echo "device-check: $DEPS is incomplete: run tools/prepare-device-deps.sh on the dev machine and carry .deps" | tee -a "$LOG"
+  skip configure "no .deps"
+  FAILED=1
+  summary
+  exit 1
+fi
+# Fashion-MNIST: the default data folder (/usr/share/datasets/fashion-mnist) is linked to the
+# carried copy when it is missing and we may create it, so commands and tests that use the
+# default find the data.
+export NSVQ_FMNIST_DIR=$DATA
+if [ -d "$DATA" ] && [ ! -e /usr/share/datasets/fashion-mnist ]; then
+  (mkdir -p /usr/share/datasets && ln -s "$DATA" /usr/share/datasets/fashion-mnist) 2>/dev/null &&
+    echo "device-check: linked /usr/share/datasets/fashion-mnist -> $DATA" | tee -a "$LOG"
+fi
+
+# ---- build
+if step configure 300 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
+     -DCMAKE_PREFIX_PATH="$DEPS" -DZSTD_INCLUDE_DIR="$DEPS/include" -DZSTD_LIBRARY="$DEPS/lib/libzstd.a" \
+     -DZLIB_INCLUDE_DIR="$DEPS/include" -DZLIB_LIBRARY="$DEPS/lib/libz.a" -DSTB_INCLUDE_DIR="$DEPS/include/stb" \
+     -DDOCTEST_INCLUDE_DIR="$DEPS/include" -DNSVQ_CUDA=ON -DNSVQ_TESTS=ON; then
+  if ! grep -q "CUDA backend ON" "$LOG"; then
+    echo "device-check: CMake did not enable the CUDA backend (is nvcc working?)" | tee -a "$LOG"
+    STATUS[${#STATUS[@]}-1]="FAIL(no CUDA backend)"
+    FAILED=1
+  fi
+  step build 540 cmake --build "$BUILD" -j "$JOBS" --target nsvq nsvq_tests
+fi
+
+BIN=$BUILD/bin
+if [ -x "$BIN/nsvq" ]; then
+  step info 60 "$BIN/nsvq" info
+  if [ -x "$BIN/nsvq_tests" ]; then step tests 420 "$BIN/nsvq_tests"; else skip tests "no nsvq_tests binary"; fi
+  step bench-ops 180 "$BIN/nsvq" bench ops --device cuda
+  step bench-gemm 120 "$BIN/nsvq" bench gemm --m 1024 --n 1024 --k 1024 --device cuda
+  if [ "${NSVQ_SKIP_FMNIST:-0}" = 1 ]; then
+    skip fmnist-cuda "NSVQ_SKIP_FMNIST=1"
+  elif [ -f "$DATA/train-images-idx3-ubyte.gz" ]; then
+    step fmnist-cuda 240 "$BIN/nsvq" fmnist-mlp --device cuda --epochs 1 --data-dir "$DATA"
+  else
+    skip fmnist-cuda "no $DATA"
+  fi
+else
+  for s in info tests bench-ops bench-gemm fmnist-cuda; do skip "$s" "no nsvq binary"; done
+  FAILED=1
+fi
+
+summary
+exit "$FAILED"
