@@ -95,6 +95,8 @@ std::string describe(const std::string& level, const gemm_case& g) {
 
 }  // namespace
 
+TEST_SUITE_BEGIN("gemm");
+
 TEST_CASE("sgemm dispatcher reports a known level and honours forcing") {
     level_guard guard;
     const std::string autolevel = nsvq::gemm_simd_level();
@@ -255,3 +257,5 @@ TEST_CASE("sgemm can be called from several application threads") {
     for (std::thread& th : pool) th.join();
     for (int64_t b : bad) CHECK(b == 0);
 }
+
+TEST_SUITE_END();

@@ -62,7 +62,7 @@ void fill_batch(const FmnistSplit& d, const std::vector<int32_t>& order, int64_t
 int cmd_fmnist_mlp(int argc, char** argv, int first) {
   Args a("fmnist-mlp", "Trains an MLP classifier on Fashion-MNIST with the nsvq engine and reports test accuracy.",
          {{"data-dir", "", FMNIST_DEFAULT_DIR, "folder with the *-idx?-ubyte.gz files"},
-          {"epochs", "", "3", "training epochs"},
+          {"epochs", "", "5", "training epochs"},
           {"batch", "", "128", "batch size"},
           {"lr", "", "0.001", "AdamW learning rate"},
           {"hidden", "", "256", "first hidden width (the second is half)"},

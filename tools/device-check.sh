@@ -89,7 +89,7 @@ if [ -d "$DATA" ] && [ ! -e /usr/share/datasets/fashion-mnist ]; then
 fi
 
 # ---- build
-if step configure 300 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
+if step configure 120 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
      -DCMAKE_PREFIX_PATH="$DEPS" -DZSTD_INCLUDE_DIR="$DEPS/include" -DZSTD_LIBRARY="$DEPS/lib/libzstd.a" \
      -DZLIB_INCLUDE_DIR="$DEPS/include" -DZLIB_LIBRARY="$DEPS/lib/libz.a" -DSTB_INCLUDE_DIR="$DEPS/include/stb" \
      -DDOCTEST_INCLUDE_DIR="$DEPS/include" -DNSVQ_CUDA=ON -DNSVQ_TESTS=ON; then
@@ -98,19 +98,19 @@ if step configure 300 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_
     STATUS[${#STATUS[@]}-1]="FAIL(no CUDA backend)"
     FAILED=1
   fi
-  step build 540 cmake --build "$BUILD" -j "$JOBS" --target nsvq nsvq_tests
+  step build 360 cmake --build "$BUILD" -j "$JOBS" --target nsvq nsvq_tests
 fi
 
 BIN=$BUILD/bin
 if [ -x "$BIN/nsvq" ]; then
-  step info 60 "$BIN/nsvq" info
-  if [ -x "$BIN/nsvq_tests" ]; then step tests 420 "$BIN/nsvq_tests"; else skip tests "no nsvq_tests binary"; fi
-  step bench-ops 180 "$BIN/nsvq" bench ops --device cuda
-  step bench-gemm 120 "$BIN/nsvq" bench gemm --m 1024 --n 1024 --k 1024 --device cuda
+  step info 30 "$BIN/nsvq" info
+  if [ -x "$BIN/nsvq_tests" ]; then step tests 300 "$BIN/nsvq_tests"; else skip tests "no nsvq_tests binary"; fi
+  step bench-ops 120 "$BIN/nsvq" bench ops --device cuda
+  step bench-gemm 60 "$BIN/nsvq" bench gemm --m 1024 --n 1024 --k 1024 --device cuda
   if [ "${NSVQ_SKIP_FMNIST:-0}" = 1 ]; then
     skip fmnist-cuda "NSVQ_SKIP_FMNIST=1"
   elif [ -f "$DATA/train-images-idx3-ubyte.gz" ]; then
-    step fmnist-cuda 240 "$BIN/nsvq" fmnist-mlp --device cuda --epochs 1 --data-dir "$DATA"
+    step fmnist-cuda 150 "$BIN/nsvq" fmnist-mlp --device cuda --epochs 1 --data-dir "$DATA"
   else
     skip fmnist-cuda "no $DATA"
   fi

@@ -8,8 +8,9 @@
 //   L >  RCH: two passes through ExecCtx::scratch (the CPU's reduce_scratch gives A*ceil(L/8192)
 //   floats): pass 1 reduces each 8192-element chunk to a partial, pass 2 reduces each row's
 //   partials with the same row kernel (sum of squares: partials are plain-summed).
-// B > 1: one block per tile of TX (<= 32) consecutive outputs; thread (tx, ty) folds l = ty, ty+TY,
-//   ... of output tx (sums in double, as the CPU does for this layout), then a fixed tree over ty.
+// B > 1 (and B == 1 with L <= 16): one block per tile of TX (<= 32) consecutive outputs; thread
+//   (tx, ty) folds l = ty, ty+TY, ... of output tx (sums in double, as the CPU does for B > 1),
+//   then a fixed tree over ty.
 //   No scratch exists for this layout (reduce_scratch gives 0), so L is never split across blocks:
 //   few outputs with a very long L run on few SMs (correct, but slower than a split would be).
 #include <cmath>
@@ -126,7 +127,7 @@ static void reduce_cuda(Tensor* y, const ExecCtx& c) {
     constexpr int KC = (K == RED_SUMSQ) ? RED_SUM : K;  // how partials combine
     const float post = K0 == RED_MEAN ? 1.0f / (float)L : 1.0f;
     found = true;
-    if (B == 1) {
+    if (B == 1 && L > 16) {
       int64_t nch = (L + RCH - 1) / RCH;
       if (nch <= 1) {
         launch_rows<K>(st, x, out, A, L, L > 0 ? L : 1, 1, post);
@@ -143,6 +144,7 @@ static void reduce_cuda(Tensor* y, const ExecCtx& c) {
       launch_rows<KC>(st, part, out, A, nch, nch, 1, post);
       return;
     }
+    // B > 1, or short rows (B == 1, L <= 16: one thread column per row instead of a mostly idle warp)
     dim3 block = cols_block(A * B, L, st->sm_count);
     unsigned int nb = cu_blocks((A * B + block.x - 1) / block.x, 1);
     size_t smem = (size_t)block.x * block.y;
