@@ -14,6 +14,7 @@ void ops_init() {
     register_index_ops();
     register_loss_ops();
     register_optim_ops();
+    register_norm_ops();
     register_shape_cpu();
     register_elementwise_cpu();
     register_reduce_cpu();
@@ -21,6 +22,7 @@ void ops_init() {
     register_index_cpu();
     register_loss_cpu();
     register_optim_cpu();
+    register_norm_cpu();
 #ifdef NSVQ_CUDA
     register_shape_cuda();
     register_elementwise_cuda();

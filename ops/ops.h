@@ -29,6 +29,8 @@ enum OpId : int {
   OP_LOSS, OP_LOSS_BWD, OP_CROSS_ENTROPY, OP_CROSS_ENTROPY_BWD,
   // optimisation and randomness
   OP_ADAMW, OP_RANDOM,
+  // normalisation (group, layer, batch)
+  OP_NORM, OP_NORM_BWD, OP_NORM_BWD_AFFINE, OP_NORM_RUNNING_UPDATE,
   OP_COUNT
 };
 
@@ -119,6 +121,18 @@ Tensor* scatter_add_rows(Graph& g, Tensor* src, Tensor* idx, int64_t rows);  // 
 Tensor* loss_l1(Graph& g, Tensor* pred, Tensor* target);
 Tensor* loss_mse(Graph& g, Tensor* pred, Tensor* target);
 Tensor* cross_entropy(Graph& g, Tensor* logits, Tensor* labels);  // logits [N, C], labels i32 [N]
+// ---------------------------------------------------------------- normalisation
+// Statistics in f32 with f64 accumulation; gamma/beta may be nullptr (no affine).
+// x [N, C, *] -> same; per (n, group) over C/groups channels and all positions; fuse_silu applies
+// SiLU to the result (GroupNorm + SiLU in one pass, as every taming ResnetBlock does).
+Tensor* group_norm(Graph& g, Tensor* x, Tensor* gamma, Tensor* beta, int groups, float eps = 1e-6f, bool fuse_silu = false);
+// x [..., D] -> same; over the last dim; gamma, beta [D]
+Tensor* layer_norm(Graph& g, Tensor* x, Tensor* gamma, Tensor* beta, float eps = 1e-6f);
+// x [N, C, *] -> same. training: batch statistics, and running_mean / running_var (persistent [C]
+// tensors) updated in place: r = (1 - momentum) r + momentum * stat (unbiased variance), as PyTorch.
+// eval: the running statistics.
+Tensor* batch_norm(Graph& g, Tensor* x, Tensor* gamma, Tensor* beta, Tensor* running_mean, Tensor* running_var,
+                   bool training, float momentum = 0.1f, float eps = 1e-5f);
 // ---------------------------------------------------------------- randomness
 // Philox counter-based random numbers, identical on CPU and CUDA. `counter` is an i32 input [4]
 // the host sets per step: {seed_lo, seed_hi, step_lo, step_hi}; `stream` separates call sites.

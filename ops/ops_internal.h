@@ -20,6 +20,8 @@ void register_matmul_cpu();
 void register_index_cpu();
 void register_loss_cpu();
 void register_optim_cpu();
+void register_norm_ops();
+void register_norm_cpu();
 #ifdef NSVQ_CUDA
 void register_shape_cuda();
 void register_elementwise_cuda();

@@ -1,0 +1,98 @@
+// tests/op_cases_nn.cpp — op-table cases for the vision/model ops: group norm (+SiLU), layer norm,
+// batch norm (training and eval), with double-precision references.
+#include <cmath>
+#include "tests/op_cases.h"
+
+namespace nsvq {
+namespace test {
+namespace {
+
+// Normalises x viewed as [A, G, Cg, S] per (a, g) (group norm; layer norm is A rows, G = 1, S = 1
+// with Cg = D), then applies per-channel gamma/beta and an optional SiLU.
+Host norm_ref(const Host& x, int64_t A, int64_t G, int64_t Cg, int64_t S, const float* ga, const float* be, double eps,
+              bool silu) {
+  Host y = host_f32(x.s);
+  int64_t L = Cg * S;
+  for (int64_t a = 0; a < A; a++)
+    for (int64_t g = 0; g < G; g++) {
+      const float* p = x.f.data() + (a * G + g) * L;
+      double m = 0, v = 0;
+      for (int64_t i = 0; i < L; i++) m += p[i];
+      m /= L;
+      for (int64_t i = 0; i < L; i++) v += (p[i] - m) * (p[i] - m);
+      v /= L;
+      for (int64_t i = 0; i < L; i++) {
+        int64_t ch = g * Cg + i / S;
+        double t = (p[i] - m) / std::sqrt(v + eps) * (ga ? ga[ch] : 1.0) + (be ? be[ch] : 0.0);
+        if (silu) t = t / (1.0 + std::exp(-t));
+        y.f[(size_t)((a * G + g) * L + i)] = (float)t;
+      }
+    }
+  return y;
+}
+
+Host bn_ref(const Host& x, const float* ga, const float* be, double eps) {
+  int64_t N = x.s.ne[0], C = x.s.ne[1], S = x.n() / (N * C);
+  Host y = host_f32(x.s);
+  for (int64_t c = 0; c < C; c++) {
+    double m = 0, v = 0;
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t s = 0; s < S; s++) m += x.f[(n * C + c) * S + s];
+    m /= N * S;
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t s = 0; s < S; s++) v += std::pow(x.f[(n * C + c) * S + s] - m, 2);
+    v /= N * S;
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t s = 0; s < S; s++) {
+        size_t i = (size_t)((n * C + c) * S + s);
+        y.f[i] = (float)((x.f[i] - m) / std::sqrt(v + eps) * ga[c] + be[c]);
+      }
+  }
+  return y;
+}
+
+InputSpec F(Shape s, float lo = -1.0f, float hi = 1.0f) { return {s, DType::f32, lo, hi, {}, true}; }
+InputSpec FN(Shape s, float lo = -1.0f, float hi = 1.0f) { return {s, DType::f32, lo, hi, {}, false}; }
+
+std::vector<OpCase> nn_cases() {
+  std::vector<OpCase> cs;
+  cs.push_back({"group_norm [2,6,3,4] 3 groups, affine", {F({2, 6, 3, 4}), F({6}, 0.5f, 1.5f), F({6})},
+                [](Graph& g, const std::vector<Tensor*>& x) { return group_norm(g, x[0], x[1], x[2], 3, 1e-6f); },
+                [](const std::vector<Host>& x) { return norm_ref(x[0], 2, 3, 2, 12, x[1].f.data(), x[2].f.data(), 1e-6, false); },
+                1e-5f});
+  cs.push_back({"group_norm + silu [3,4,5] 2 groups", {F({3, 4, 5}), F({4}, 0.5f, 1.5f), F({4})},
+                [](Graph& g, const std::vector<Tensor*>& x) { return group_norm(g, x[0], x[1], x[2], 2, 1e-6f, true); },
+                [](const std::vector<Host>& x) { return norm_ref(x[0], 3, 2, 2, 5, x[1].f.data(), x[2].f.data(), 1e-6, true); },
+                1e-5f});
+  cs.push_back({"group_norm no affine [2,8,2,2] 8 groups", {F({2, 8, 2, 2})},
+                [](Graph& g, const std::vector<Tensor*>& x) { return group_norm(g, x[0], nullptr, nullptr, 8, 1e-5f); },
+                [](const std::vector<Host>& x) { return norm_ref(x[0], 2, 8, 1, 4, nullptr, nullptr, 1e-5, false); }, 1e-5f});
+  cs.push_back({"layer_norm [5,8] affine", {F({5, 8}), F({8}, 0.5f, 1.5f), F({8})},
+                [](Graph& g, const std::vector<Tensor*>& x) { return layer_norm(g, x[0], x[1], x[2], 1e-6f); },
+                [](const std::vector<Host>& x) { return norm_ref(x[0], 5, 1, 8, 1, x[1].f.data(), x[2].f.data(), 1e-6, false); },
+                1e-5f});
+  cs.push_back({"layer_norm [2,3,7] no affine", {F({2, 3, 7})},
+                [](Graph& g, const std::vector<Tensor*>& x) { return layer_norm(g, x[0], nullptr, nullptr, 1e-6f); },
+                [](const std::vector<Host>& x) { return norm_ref(x[0], 6, 1, 7, 1, nullptr, nullptr, 1e-6, false); }, 1e-5f});
+  cs.push_back({"batch_norm training [4,3,2,2]", {F({4, 3, 2, 2}), F({3}, 0.5f, 1.5f), F({3}), FN({3}), FN({3}, 0.5f, 2.0f)},
+                [](Graph& g, const std::vector<Tensor*>& x) { return batch_norm(g, x[0], x[1], x[2], x[3], x[4], true); },
+                [](const std::vector<Host>& x) { return bn_ref(x[0], x[1].f.data(), x[2].f.data(), 1e-5); }, 1e-5f});
+  cs.push_back({"batch_norm eval [3,2,5]", {F({3, 2, 5}), F({2}, 0.5f, 1.5f), F({2}), FN({2}), FN({2}, 0.5f, 2.0f)},
+                [](Graph& g, const std::vector<Tensor*>& x) { return batch_norm(g, x[0], x[1], x[2], x[3], x[4], false); },
+                [](const std::vector<Host>& x) {
+                  Host y = host_f32(x[0].s);
+                  for (int64_t i = 0; i < y.n(); i++) {
+                    int64_t c = (i / 5) % 2;
+                    y.f[i] = (float)((x[0].f[i] - x[3].f[c]) / std::sqrt(x[4].f[c] + 1e-5) * x[1].f[c] + x[2].f[c]);
+                  }
+                  return y;
+                },
+                1e-5f});
+  return cs;
+}
+
+int reg = register_op_cases(nn_cases);
+
+}  // namespace
+}  // namespace test
+}  // namespace nsvq
