@@ -15,6 +15,7 @@ void ops_init() {
     register_loss_ops();
     register_optim_ops();
     register_norm_ops();
+    register_attention_ops();
     register_shape_cpu();
     register_elementwise_cpu();
     register_reduce_cpu();
@@ -23,6 +24,7 @@ void ops_init() {
     register_loss_cpu();
     register_optim_cpu();
     register_norm_cpu();
+    register_attention_cpu();
 #ifdef NSVQ_CUDA
     register_shape_cuda();
     register_elementwise_cuda();

@@ -31,6 +31,8 @@ enum OpId : int {
   OP_ADAMW, OP_RANDOM,
   // normalisation (group, layer, batch)
   OP_NORM, OP_NORM_BWD, OP_NORM_BWD_AFFINE, OP_NORM_RUNNING_UPDATE,
+  // attention
+  OP_ATTENTION, OP_ATTENTION_BWD_Q, OP_ATTENTION_BWD_KV,
   OP_COUNT
 };
 
@@ -133,6 +135,11 @@ Tensor* layer_norm(Graph& g, Tensor* x, Tensor* gamma, Tensor* beta, float eps =
 // eval: the running statistics.
 Tensor* batch_norm(Graph& g, Tensor* x, Tensor* gamma, Tensor* beta, Tensor* running_mean, Tensor* running_var,
                    bool training, float momentum = 0.1f, float eps = 1e-5f);
+// ---------------------------------------------------------------- attention
+// softmax(q k^T * scale) v per (batch, head), tiled with an online softmax: memory does not grow
+// with L*S; the backward recomputes the probabilities. q [B, H, L, d], k [B, H, S, d],
+// v [B, H, S, dv] -> [B, H, L, dv]. scale <= 0 means 1/sqrt(d).
+Tensor* attention(Graph& g, Tensor* q, Tensor* k, Tensor* v, float scale = 0.0f);
 // ---------------------------------------------------------------- randomness
 // Philox counter-based random numbers, identical on CPU and CUDA. `counter` is an i32 input [4]
 // the host sets per step: {seed_lo, seed_hi, step_lo, step_hi}; `stream` separates call sites.

@@ -22,6 +22,8 @@ void register_loss_cpu();
 void register_optim_cpu();
 void register_norm_ops();
 void register_norm_cpu();
+void register_attention_ops();
+void register_attention_cpu();
 #ifdef NSVQ_CUDA
 void register_shape_cuda();
 void register_elementwise_cuda();

@@ -88,6 +88,33 @@ std::vector<OpCase> nn_cases() {
                   return y;
                 },
                 1e-5f});
+  auto attn_ref = [](const std::vector<Host>& x) {
+    const Host &q = x[0], &k = x[1], &v = x[2];
+    int64_t BH = q.s.ne[0] * q.s.ne[1], L = q.s.ne[2], d = q.s.ne[3], S = k.s.ne[2], dv = v.s.ne[3];
+    Host o = host_f32({q.s.ne[0], q.s.ne[1], L, dv});
+    for (int64_t b = 0; b < BH; b++)
+      for (int64_t i = 0; i < L; i++) {
+        std::vector<double> s(S);
+        double mx = -1e300, z = 0;
+        for (int64_t j = 0; j < S; j++) {
+          double a = 0;
+          for (int64_t c = 0; c < d; c++) a += (double)q.f[(b * L + i) * d + c] * k.f[(b * S + j) * d + c];
+          s[j] = a / std::sqrt((double)d);
+          mx = std::max(mx, s[j]);
+        }
+        for (int64_t j = 0; j < S; j++) z += std::exp(s[j] - mx);
+        for (int64_t c = 0; c < dv; c++) {
+          double a = 0;
+          for (int64_t j = 0; j < S; j++) a += std::exp(s[j] - mx) / z * v.f[(b * S + j) * dv + c];
+          o.f[(b * L + i) * dv + c] = (float)a;
+        }
+      }
+    return o;
+  };
+  cs.push_back({"attention [2,2,5,4] keys 7 dv 3", {F({2, 2, 5, 4}, -2, 2), F({2, 2, 7, 4}, -2, 2), F({2, 2, 7, 3})},
+                [](Graph& g, const std::vector<Tensor*>& x) { return attention(g, x[0], x[1], x[2]); }, attn_ref, 1e-5f});
+  cs.push_back({"attention [1,1,70,8] keys 130 (several blocks)", {FN({1, 1, 70, 8}, -2, 2), FN({1, 1, 130, 8}, -2, 2), F({1, 1, 130, 8})},
+                [](Graph& g, const std::vector<Tensor*>& x) { return attention(g, x[0], x[1], x[2]); }, attn_ref, 1e-5f});
   return cs;
 }
 
