@@ -16,6 +16,7 @@ void ops_init() {
     register_optim_ops();
     register_norm_ops();
     register_attention_ops();
+    register_conv_ops();
     register_shape_cpu();
     register_elementwise_cpu();
     register_reduce_cpu();
@@ -25,6 +26,7 @@ void ops_init() {
     register_optim_cpu();
     register_norm_cpu();
     register_attention_cpu();
+    register_conv_cpu();
 #ifdef NSVQ_CUDA
     register_shape_cuda();
     register_elementwise_cuda();

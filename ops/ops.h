@@ -33,6 +33,8 @@ enum OpId : int {
   OP_NORM, OP_NORM_BWD, OP_NORM_BWD_AFFINE, OP_NORM_RUNNING_UPDATE,
   // attention
   OP_ATTENTION, OP_ATTENTION_BWD_Q, OP_ATTENTION_BWD_KV,
+  // convolution
+  OP_CONV2D, OP_CONV2D_BWD_DATA, OP_CONV2D_BWD_WEIGHT,
   OP_COUNT
 };
 
@@ -140,6 +142,13 @@ Tensor* batch_norm(Graph& g, Tensor* x, Tensor* gamma, Tensor* beta, Tensor* run
 // with L*S; the backward recomputes the probabilities. q [B, H, L, d], k [B, H, S, d],
 // v [B, H, S, dv] -> [B, H, L, dv]. scale <= 0 means 1/sqrt(d).
 Tensor* attention(Graph& g, Tensor* q, Tensor* k, Tensor* v, float scale = 0.0f);
+// ---------------------------------------------------------------- convolution
+// x [N, C, H, W], w [O, C, kh, kw], bias [O] or nullptr -> [N, O, Ho, Wo] with
+// Ho = (H + pad_t + pad_b - kh) / stride + 1 (likewise Wo); zero padding may be asymmetric.
+Tensor* conv2d(Graph& g, Tensor* x, Tensor* w, Tensor* bias, int stride, int pad_t, int pad_b, int pad_l, int pad_r);
+inline Tensor* conv2d(Graph& g, Tensor* x, Tensor* w, Tensor* bias, int stride = 1, int pad = 0) {
+  return conv2d(g, x, w, bias, stride, pad, pad, pad, pad);
+}
 // ---------------------------------------------------------------- randomness
 // Philox counter-based random numbers, identical on CPU and CUDA. `counter` is an i32 input [4]
 // the host sets per step: {seed_lo, seed_hi, step_lo, step_hi}; `stream` separates call sites.

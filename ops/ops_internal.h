@@ -24,6 +24,8 @@ void register_norm_ops();
 void register_norm_cpu();
 void register_attention_ops();
 void register_attention_cpu();
+void register_conv_ops();
+void register_conv_cpu();
 #ifdef NSVQ_CUDA
 void register_shape_cuda();
 void register_elementwise_cuda();

@@ -115,6 +115,48 @@ std::vector<OpCase> nn_cases() {
                 [](Graph& g, const std::vector<Tensor*>& x) { return attention(g, x[0], x[1], x[2]); }, attn_ref, 1e-5f});
   cs.push_back({"attention [1,1,70,8] keys 130 (several blocks)", {FN({1, 1, 70, 8}, -2, 2), FN({1, 1, 130, 8}, -2, 2), F({1, 1, 130, 8})},
                 [](Graph& g, const std::vector<Tensor*>& x) { return attention(g, x[0], x[1], x[2]); }, attn_ref, 1e-5f});
+  struct CK { Shape x, w; bool bias; int s, pt, pb, pl, pr; bool grad; };
+  std::vector<CK> cks = {
+      {{2, 3, 5, 6}, {4, 3, 3, 3}, true, 1, 1, 1, 1, 1, true},
+      {{2, 3, 6, 6}, {4, 3, 3, 3}, true, 2, 0, 1, 0, 1, true},   // taming Downsample padding
+      {{2, 5, 4, 4}, {3, 5, 1, 1}, true, 1, 0, 0, 0, 0, true},   // 1x1 direct path
+      {{1, 2, 8, 8}, {3, 2, 4, 4}, false, 2, 1, 1, 1, 1, true},  // PatchGAN 4x4 s2 p1
+      {{3, 2, 7, 5}, {2, 2, 3, 2}, false, 1, 2, 0, 1, 1, true},  // odd kernel, odd padding
+      {{1, 512, 16, 16}, {4, 512, 3, 3}, true, 1, 1, 1, 1, 1, false},  // several im2col chunks
+  };
+  for (const CK& k : cks) {
+    OpCase c;
+    c.name = "conv2d x" + k.x.str() + " w" + k.w.str() + " s" + std::to_string(k.s) + " pad " + std::to_string(k.pt) +
+             std::to_string(k.pb) + std::to_string(k.pl) + std::to_string(k.pr) + (k.bias ? " bias" : "");
+    c.inputs = {{k.x, DType::f32, -1, 1, {}, k.grad}, {k.w, DType::f32, -0.5f, 0.5f, {}, k.grad}};
+    if (k.bias) c.inputs.push_back({Shape{k.w[0]}, DType::f32, -1, 1, {}, k.grad});
+    c.build = [k](Graph& g, const std::vector<Tensor*>& x) {
+      return conv2d(g, x[0], x[1], k.bias ? x[2] : nullptr, k.s, k.pt, k.pb, k.pl, k.pr);
+    };
+    c.ref = [k](const std::vector<Host>& in) {
+      const Host &x = in[0], &w = in[1];
+      int64_t N = k.x[0], C = k.x[1], H = k.x[2], W = k.x[3], O = k.w[0], kh = k.w[2], kw = k.w[3];
+      int64_t Ho = (H + k.pt + k.pb - kh) / k.s + 1, Wo = (W + k.pl + k.pr - kw) / k.s + 1;
+      Host y = host_f32({N, O, Ho, Wo});
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < O; o++)
+          for (int64_t oy = 0; oy < Ho; oy++)
+            for (int64_t ox = 0; ox < Wo; ox++) {
+              double a = k.bias ? in[2].f[o] : 0.0;
+              for (int64_t ci = 0; ci < C; ci++)
+                for (int64_t i = 0; i < kh; i++)
+                  for (int64_t j = 0; j < kw; j++) {
+                    int64_t iy = oy * k.s - k.pt + i, ix = ox * k.s - k.pl + j;
+                    if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                    a += (double)x.f[((n * C + ci) * H + iy) * W + ix] * w.f[((o * C + ci) * kh + i) * kw + j];
+                  }
+              y.f[((n * O + o) * Ho + oy) * Wo + ox] = (float)a;
+            }
+      return y;
+    };
+    c.ref_tol = k.x[1] * k.w[2] * k.w[3] > 1000 ? 1e-4f : 1e-5f;  // f32 sums of K = C*kh*kw products
+    cs.push_back(c);
+  }
   return cs;
 }
 

@@ -185,6 +185,45 @@ int bench_ops(int argc, char** argv, int first) {
   }
   return 0;
 }
+int bench_conv(int argc, char** argv, int first) {
+  Args a("bench conv", "Times conv2d forward, or forward + input and weight gradients (--mode fwdbwd).",
+         {{"batch", "", "32", "images"}, {"cin", "", "64", "input channels"}, {"cout", "", "64", "output channels"},
+          {"hw", "", "32", "input height = width"}, {"kernel", "", "3", "kernel size"}, {"stride", "", "1", "stride"},
+          {"pad", "", "1", "zero padding on every side"}, {"mode", "", "fwdbwd", "fwd | fwdbwd"},
+          {"reps", "", "10", "timed repetitions"}, {"device", "", "cpu", "cpu | cuda | cuda:N"},
+          {"threads", "t", "0", "CPU threads (0: all cores)"}, {"json", "", "", "one JSON object per result", true}},
+         argc, argv, first);
+  cpu_set_threads((int)a.i64("threads"));
+  int64_t B = a.i64("batch"), C = a.i64("cin"), O = a.i64("cout"), H = a.i64("hw"), K = a.i64("kernel");
+  int S = (int)a.i64("stride"), P = (int)a.i64("pad"), reps = (int)a.i64("reps");
+  std::string mode = a.str("mode");
+  if (mode != "fwd" && mode != "fwdbwd") fail("--mode must be fwd or fwdbwd, got '%s'", mode.c_str());
+  if (B < 1 || C < 1 || O < 1 || H < 1 || K < 1 || S < 1 || P < 0 || reps < 1) fail("sizes must be positive");
+  Backend* be = backend_by_name(a.str("device"));
+  Store st(be);
+  Tensor* x = st.add("x", DType::f32, {B, C, H, H});
+  Tensor* w = st.add("w", DType::f32, {O, C, K, K});
+  Tensor* b = st.add("b", DType::f32, {O});
+  st.upload_f32(x, random_vec((size_t)x->numel(), 1));
+  st.upload_f32(w, random_vec((size_t)w->numel(), 2, -0.1f, 0.1f));
+  Graph g(be);
+  Tensor* y = conv2d(g, x, w, b, S, P);
+  g.mark_output(y);
+  double flops = 2.0 * y->numel() * C * K * K;
+  if (mode == "fwdbwd") {
+    Tensor* loss = sum(g, mul(g, y, g.constant_data(y->shape(), random_vec((size_t)y->numel(), 3))));
+    g.mark_loss(loss);
+    for (Tensor* gr : g.gradients({{loss, 1.0f}}, {x, w, b})) g.mark_output(gr);
+    flops *= 3.0;
+  }
+  g.plan();
+  double ms = median_ms(2, reps, [&] { g.compute(); });
+  char name[160];
+  snprintf(name, sizeof name, "conv %s b%lld %lld->%lld %lldx%lld k%lld s%d p%d", mode.c_str(), (long long)B, (long long)C,
+           (long long)O, (long long)H, (long long)H, (long long)K, S, P);
+  report(a.flag("json"), name, ms, "gflops", flops / (ms * 1e6), cpu_threads(), be->name());
+  return 0;
+}
 }  // namespace
 
 int cmd_bench(int argc, char** argv, int first) {
@@ -192,7 +231,8 @@ int cmd_bench(int argc, char** argv, int first) {
   std::string what = argv[first];
   if (what == "gemm") return bench_gemm(argc, argv, first + 1);
   if (what == "ops") return bench_ops(argc, argv, first + 1);
-  fail("unknown benchmark '%s' (expected gemm or ops)", what.c_str());
+  if (what == "conv") return bench_conv(argc, argv, first + 1);
+  fail("unknown benchmark '%s' (expected gemm, ops or conv)", what.c_str());
 }
 
 }  // namespace nsvq

@@ -1,0 +1,234 @@
+// ops/cpu/conv.cpp — CPU kernels of conv2d: im2col in bounded pixel chunks (never a patch matrix for
+// the whole batch) feeding our SGEMM; 1x1 stride-1 convolutions use the input directly.
+//   forward:      Y_n[:, chunk]  = W [O, K] * col [K, chunk]            (+ bias)
+//   input grad:   dcol [K, chunk] = W^T * dY_n[:, chunk], scattered back (col2im)
+//   weight grad:  dW = sum_n dY_n * col_n^T, over a fixed number of partial sums
+// K = C*kh*kw, rows of col ordered (c, i, j) like the weight's O x C x kh x kw layout.
+// Images are spread over threads (each runs a single-threaded SGEMM) when there are enough of them,
+// else each SGEMM uses every thread. Every sum runs in an order fixed by the shapes alone.
+#include <omp.h>
+#include <cstring>
+#include "engine/cpu/gemm.h"
+#include "ops/cpu/cpu_kernels.h"
+#include "ops/ops_internal.h"
+
+namespace nsvq {
+
+namespace {
+struct Geom {
+  int64_t N, C, H, W, O, kh, kw, Ho, Wo, K, P;  // P = Ho*Wo
+  int64_t sh, sw, pt, pl;
+  int64_t chunk;  // output pixels per im2col chunk
+  bool direct;    // 1x1, stride 1, no padding: col == x
+  // x, w, y: the input, weight and output tensors' shapes (whichever node carries them)
+  Geom(const Tensor* node, const Shape& x, const Shape& w, const Shape& y) {
+    N = x[0]; C = x[1]; H = x[2]; W = x[3];
+    O = w[0]; kh = w[2]; kw = w[3];
+    Ho = y[2]; Wo = y[3];
+    K = C * kh * kw;
+    P = Ho * Wo;
+    sh = node->ip[0]; sw = node->ip[1]; pt = node->ip[2]; pl = node->ip[4];
+    direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && node->ip[3] == 0 && node->ip[5] == 0;
+    int64_t c = (1 << 20) / std::max<int64_t>(K, 1);  // about 4 MiB of col per thread at most
+    chunk = std::max<int64_t>(64, std::min<int64_t>(P, c / 16 * 16));
+  }
+};
+
+Geom geom_fwd(const Tensor* y) { return Geom(y, y->src[0]->shape(), y->src[1]->shape(), y->shape()); }
+Geom geom_bwd_data(const Tensor* dx) { return Geom(dx, dx->shape(), dx->src[1]->shape(), dx->src[0]->shape()); }
+Geom geom_bwd_weight(const Tensor* dw) { return Geom(dw, dw->src[0]->shape(), dw->shape(), dw->src[1]->shape()); }
+
+// col[k, pp] for output pixels [p0, p0 + np) of one image x [C, H, W]
+void im2col(const Geom& g, const float* x, int64_t p0, int64_t np, float* col) {
+  for (int64_t c = 0; c < g.C; c++)
+    for (int64_t i = 0; i < g.kh; i++)
+      for (int64_t j = 0; j < g.kw; j++) {
+        float* row = col + ((c * g.kh + i) * g.kw + j) * np;
+        const float* xc = x + c * g.H * g.W;
+        int64_t p = p0, pp = 0;
+        while (pp < np) {
+          int64_t oy = p / g.Wo, ox = p % g.Wo;
+          int64_t run = std::min(g.Wo - ox, np - pp);  // pixels left on this output row
+          int64_t iy = oy * g.sh - g.pt + i;
+          float* dst = row + pp;
+          if (iy < 0 || iy >= g.H) {
+            std::memset(dst, 0, run * sizeof(float));
+          } else {
+            const float* src = xc + iy * g.W;
+            int64_t ix0 = ox * g.sw - g.pl + j;
+            if (g.sw == 1) {
+              int64_t a = std::max<int64_t>(0, -ix0), b = std::min<int64_t>(run, g.W - ix0);  // valid [a, b)
+              if (b < a) b = a;
+              for (int64_t t = 0; t < a && t < run; t++) dst[t] = 0.0f;
+              if (b > a) std::memcpy(dst + a, src + ix0 + a, (b - a) * sizeof(float));
+              for (int64_t t = std::max(a, b); t < run; t++) dst[t] = 0.0f;
+            } else {
+              for (int64_t t = 0; t < run; t++) {
+                int64_t ix = ix0 + t * g.sw;
+                dst[t] = (ix >= 0 && ix < g.W) ? src[ix] : 0.0f;
+              }
+            }
+          }
+          pp += run;
+          p += run;
+        }
+      }
+}
+
+// x [C, H, W] += col2im(col) for output pixels [p0, p0 + np)
+void col2im_add(const Geom& g, const float* col, int64_t p0, int64_t np, float* x) {
+  for (int64_t c = 0; c < g.C; c++)
+    for (int64_t i = 0; i < g.kh; i++)
+      for (int64_t j = 0; j < g.kw; j++) {
+        const float* row = col + ((c * g.kh + i) * g.kw + j) * np;
+        float* xc = x + c * g.H * g.W;
+        int64_t p = p0, pp = 0;
+        while (pp < np) {
+          int64_t oy = p / g.Wo, ox = p % g.Wo;
+          int64_t run = std::min(g.Wo - ox, np - pp);
+          int64_t iy = oy * g.sh - g.pt + i;
+          if (iy >= 0 && iy < g.H) {
+            float* dst = xc + iy * g.W;
+            int64_t ix0 = ox * g.sw - g.pl + j;
+            for (int64_t t = 0; t < run; t++) {
+              int64_t ix = ix0 + t * g.sw;
+              if (ix >= 0 && ix < g.W) dst[ix] += row[pp + t];
+            }
+          }
+          pp += run;
+          p += run;
+        }
+      }
+}
+
+size_t conv_col_scratch(const Geom& g) { return g.direct ? 0 : (size_t)cpu_threads() * g.K * g.chunk * sizeof(float); }
+size_t conv_fwd_scratch(const Tensor* y, BackendKind) { return conv_col_scratch(geom_fwd(y)); }
+size_t conv_bwd_data_scratch(const Tensor* t, BackendKind) { return conv_col_scratch(geom_bwd_data(t)); }
+
+// runs body(n, sgemm_threads, col_buffer) for every image, spreading images over threads when there are enough
+template <class F>
+void for_images(const Geom& g, const ExecCtx& c, F body) {
+  float* scratch = (float*)c.scratch;
+  if (g.N >= c.nthreads) {
+#pragma omp parallel for num_threads(c.nthreads) schedule(static)
+    for (int64_t n = 0; n < g.N; n++) body(n, 1, scratch ? scratch + omp_get_thread_num() * g.K * g.chunk : nullptr);
+  } else {
+    for (int64_t n = 0; n < g.N; n++) body(n, c.nthreads, scratch);
+  }
+}
+
+void conv2d_cpu(Tensor* y, const ExecCtx& c) {
+  Geom g = geom_fwd(y);
+  const float* x = tdata<float>(y->src[0]);
+  const float* w = tdata<float>(y->src[1]);
+  const float* bias = y->n_src > 2 ? tdata<float>(y->src[2]) : nullptr;
+  float* out = tdata<float>(y);
+  for_images(g, c, [&](int64_t n, int nt, float* col) {
+    const float* xn = x + n * g.C * g.H * g.W;
+    float* yn = out + n * g.O * g.P;
+    if (g.direct) {
+      sgemm(false, false, g.O, g.P, g.K, 1.0f, w, g.K, xn, g.P, 0.0f, yn, g.P, nt);
+    } else {
+      for (int64_t p0 = 0; p0 < g.P; p0 += g.chunk) {
+        int64_t np = std::min(g.chunk, g.P - p0);
+        im2col(g, xn, p0, np, col);
+        sgemm(false, false, g.O, np, g.K, 1.0f, w, g.K, col, np, 0.0f, yn + p0, g.P, nt);
+      }
+    }
+    if (bias)
+      for (int64_t o = 0; o < g.O; o++) {
+        float b = bias[o];
+        float* row = yn + o * g.P;
+        for (int64_t p = 0; p < g.P; p++) row[p] += b;
+      }
+  });
+}
+
+void conv2d_bwd_data_cpu(Tensor* dx, const ExecCtx& c) {
+  Geom g = geom_bwd_data(dx);
+  const float* gy = tdata<float>(dx->src[0]);
+  const float* w = tdata<float>(dx->src[1]);
+  float* out = tdata<float>(dx);
+  for_images(g, c, [&](int64_t n, int nt, float* col) {
+    const float* gyn = gy + n * g.O * g.P;
+    float* dxn = out + n * g.C * g.H * g.W;
+    if (g.direct) {
+      sgemm(true, false, g.K, g.P, g.O, 1.0f, w, g.K, gyn, g.P, 0.0f, dxn, g.P, nt);
+      return;
+    }
+    std::memset(dxn, 0, g.C * g.H * g.W * sizeof(float));
+    for (int64_t p0 = 0; p0 < g.P; p0 += g.chunk) {
+      int64_t np = std::min(g.chunk, g.P - p0);
+      sgemm(true, false, g.K, np, g.O, 1.0f, w, g.K, gyn + p0, g.P, 0.0f, col, np, nt);
+      col2im_add(g, col, p0, np, dxn);
+    }
+  });
+}
+
+// dW is accumulated in PARTS partial sums: image n goes to part n % PARTS, parts are summed in order.
+const int64_t PARTS = 8;
+
+size_t conv_bwd_weight_scratch(const Tensor* dw, BackendKind) {
+  Geom g = geom_bwd_weight(dw);
+  int64_t parts = std::min(PARTS, g.N);
+  return conv_col_scratch(g) + (size_t)parts * g.O * g.K * sizeof(float);
+}
+
+void conv2d_bwd_weight_cpu(Tensor* dw, const ExecCtx& c) {
+  Geom g = geom_bwd_weight(dw);
+  const float* x = tdata<float>(dw->src[0]);
+  const float* gy = tdata<float>(dw->src[1]);
+  float* out = tdata<float>(dw);
+  int64_t parts = std::min(PARTS, g.N);
+  float* cols = (float*)c.scratch;
+  float* part = cols + (g.direct ? 0 : cpu_threads() * g.K * g.chunk);
+  int nt_outer = parts >= c.nthreads ? c.nthreads : 1;
+  int nt_gemm = nt_outer == 1 ? c.nthreads : 1;
+#pragma omp parallel for num_threads(nt_outer) schedule(static)
+  for (int64_t t = 0; t < parts; t++) {
+    float* acc = part + t * g.O * g.K;
+    float* col = g.direct ? nullptr : cols + omp_get_thread_num() * g.K * g.chunk;
+    bool first = true;
+    for (int64_t n = t; n < g.N; n += parts) {
+      const float* xn = x + n * g.C * g.H * g.W;
+      const float* gyn = gy + n * g.O * g.P;
+      if (g.direct) {
+        sgemm(false, true, g.O, g.K, g.P, 1.0f, gyn, g.P, xn, g.P, first ? 0.0f : 1.0f, acc, g.K, nt_gemm);
+        first = false;
+        continue;
+      }
+      for (int64_t p0 = 0; p0 < g.P; p0 += g.chunk) {
+        int64_t np = std::min(g.chunk, g.P - p0);
+        im2col(g, xn, p0, np, col);
+        sgemm(false, true, g.O, g.K, np, 1.0f, gyn + p0, g.P, col, np, first ? 0.0f : 1.0f, acc, g.K, nt_gemm);
+        first = false;
+      }
+    }
+  }
+  int64_t n = g.O * g.K;
+  int nt = n < 32768 ? 1 : c.nthreads;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    float s = part[i];
+    for (int64_t t = 1; t < parts; t++) s += part[t * n + i];
+    out[i] = s;
+  }
+}
+}  // namespace
+
+void register_conv_cpu() {
+  OpDef f;
+  f.kernel[BK_CPU] = conv2d_cpu;
+  f.scratch = conv_fwd_scratch;
+  op_register(OP_CONV2D, f);
+  OpDef d;
+  d.kernel[BK_CPU] = conv2d_bwd_data_cpu;
+  d.scratch = conv_bwd_data_scratch;
+  op_register(OP_CONV2D_BWD_DATA, d);
+  OpDef w;
+  w.kernel[BK_CPU] = conv2d_bwd_weight_cpu;
+  w.scratch = conv_bwd_weight_scratch;
+  op_register(OP_CONV2D_BWD_WEIGHT, w);
+}
+
+}  // namespace nsvq
