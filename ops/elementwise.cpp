@@ -7,7 +7,8 @@ namespace nsvq {
 
 static const char* UNARY_NAMES[UN_COUNT] = {"neg", "exp", "log", "sqrt", "rsqrt", "abs", "sign", "sqr",
                                             "relu", "leaky_relu", "silu", "sigmoid", "tanh", "gelu", "pow",
-                                            "clamp", "affine", "recip", "step", "inside", "silu_grad", "gelu_grad"};
+                                            "clamp", "affine", "recip", "step", "inside", "silu_grad", "gelu_grad",
+                                            "softplus"};
 static const char* BINARY_NAMES[BIN_COUNT] = {"add", "sub", "mul", "div", "max", "min", "eq", "gt"};
 
 const char* unary_kind_name(int k) { return k >= 0 && k < UN_COUNT ? UNARY_NAMES[k] : "?"; }
@@ -80,6 +81,7 @@ static void unary_bwd(Graph& g, Tensor* y, Tensor* gy) {
     case UN_SILU: d = unary(g, x, UN_SILU_GRAD); break;
     case UN_GELU: d = unary(g, x, UN_GELU_GRAD); break;
     case UN_SIGMOID: d = mul(g, y, unary(g, y, UN_AFFINE, -1.0f, 1.0f)); break;
+    case UN_SOFTPLUS: d = sigmoid(g, x); break;
     case UN_TANH: d = unary(g, sqr(g, y), UN_AFFINE, -1.0f, 1.0f); break;
     case UN_POW: d = scale(g, pow(g, x, p0 - 1.0f), p0); break;
     case UN_CLAMP: d = unary(g, x, UN_INSIDE, p0, p1); break;

@@ -108,6 +108,9 @@ NSVQ_HD float unary_apply(float x, float p0, float p1) {
     float t = nsvq_tanhf(gelu_inner(x));
     float dinner = 0.7978845608028654f * (1.0f + 3.0f * 0.044715f * x * x);
     return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * dinner;
+  } else if constexpr (K == UN_SOFTPLUS) {
+    float ax = fabsf(x);  // max(x, 0) + log(1 + exp(-|x|))
+    return (x > 0.0f ? x : 0.0f) + log1pf(nsvq_expf(-ax));
   } else return x;
 }
 

@@ -49,6 +49,7 @@ enum UnaryKind : int {
   UN_STEP,     // x > 0 ? 1 : 0 (gradient of relu; not differentiable)
   UN_INSIDE,   // fp[0] <= x <= fp[1] ? 1 : 0 (gradient mask of clamp; not differentiable)
   UN_SILU_GRAD, UN_GELU_GRAD,  // derivatives used by backward rules (not differentiable)
+  UN_SOFTPLUS,  // log(1 + exp(x)), computed stably
   UN_COUNT
 };
 enum BinaryKind : int {
@@ -93,6 +94,7 @@ inline Tensor* silu(Graph& g, Tensor* a) { return unary(g, a, UN_SILU); }
 inline Tensor* sigmoid(Graph& g, Tensor* a) { return unary(g, a, UN_SIGMOID); }
 inline Tensor* tanh(Graph& g, Tensor* a) { return unary(g, a, UN_TANH); }
 inline Tensor* gelu(Graph& g, Tensor* a) { return unary(g, a, UN_GELU); }
+inline Tensor* softplus(Graph& g, Tensor* a) { return unary(g, a, UN_SOFTPLUS); }
 inline Tensor* pow(Graph& g, Tensor* a, float p) { return unary(g, a, UN_POW, p); }
 inline Tensor* clamp(Graph& g, Tensor* a, float lo, float hi) { return unary(g, a, UN_CLAMP, lo, hi); }
 inline Tensor* scale(Graph& g, Tensor* a, float s) { return unary(g, a, UN_AFFINE, s, 0.0f); }
@@ -149,6 +151,26 @@ Tensor* conv2d(Graph& g, Tensor* x, Tensor* w, Tensor* bias, int stride, int pad
 inline Tensor* conv2d(Graph& g, Tensor* x, Tensor* w, Tensor* bias, int stride = 1, int pad = 0) {
   return conv2d(g, x, w, bias, stride, pad, pad, pad, pad);
 }
+// ---------------------------------------------------------------- layers built from the ops above (ops/layers.cpp)
+// x [..., in], w [out, in] (PyTorch Linear layout), b [out] or nullptr -> [..., out]
+Tensor* linear(Graph& g, Tensor* x, Tensor* w, Tensor* b);
+// table [V, D], idx i32 [...] -> [..., D]
+inline Tensor* embedding(Graph& g, Tensor* table, Tensor* idx) { return get_rows(g, table, idx); }
+// adaLN modulation: x [B, T, D], shift and scale [B, D] -> x * (1 + scale) + shift (broadcast over T)
+Tensor* modulate(Graph& g, Tensor* x, Tensor* shift, Tensor* scale);
+// nearest-neighbour x2: [N, C, H, W] -> [N, C, 2H, 2W]
+Tensor* upsample_nearest2x(Graph& g, Tensor* x);
+// [N, C*r*r, H, W] -> [N, C, H*r, W*r]; output (c, y*r+i, x*r+j) reads input channel c*r*r + i*r + j
+// (PyTorch PixelShuffle order)
+Tensor* depth_to_space(Graph& g, Tensor* x, int r);
+// the inverse of depth_to_space: [N, C, H*r, W*r] -> [N, C*r*r, H, W]
+Tensor* space_to_depth(Graph& g, Tensor* x, int r);
+// GAN losses on discriminator logits (any shape): hinge discriminator loss
+// 0.5 * (mean relu(1 - real) + mean relu(1 + fake)); hinge generator loss -mean(fake); non-saturating
+// generator loss on patch-averaged logits mean_b softplus(-mean_patches(fake_b)) (fake [B, ...]).
+Tensor* hinge_d_loss(Graph& g, Tensor* real, Tensor* fake);
+Tensor* hinge_g_loss(Graph& g, Tensor* fake);
+Tensor* non_saturating_g_loss(Graph& g, Tensor* fake);
 // ---------------------------------------------------------------- randomness
 // Philox counter-based random numbers, identical on CPU and CUDA. `counter` is an i32 input [4]
 // the host sets per step: {seed_lo, seed_hi, step_lo, step_hi}; `stream` separates call sites.

@@ -25,6 +25,7 @@ struct InputSpec {
   float lo = -1.0f, hi = 1.0f;     // f32: uniform range; i32: integers in [lo, hi)
   std::vector<float> avoid = {};  // f32: resample values within 0.05 of these (kinks)
   bool grad = true;                // f32: finite-difference checked
+  bool spread = false;             // f32: distinct values at least (hi-lo)/(2n) apart (max/min, ties)
 };
 
 struct OpCase {

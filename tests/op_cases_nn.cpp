@@ -157,6 +157,81 @@ std::vector<OpCase> nn_cases() {
     c.ref_tol = k.x[1] * k.w[2] * k.w[3] > 1000 ? 1e-4f : 1e-5f;  // f32 sums of K = C*kh*kw products
     cs.push_back(c);
   }
+  cs.push_back({"linear [2,3,5] x w[4,5] + b", {F({2, 3, 5}), F({4, 5}), F({4})},
+                [](Graph& g, const std::vector<Tensor*>& x) { return linear(g, x[0], x[1], x[2]); },
+                [](const std::vector<Host>& x) {
+                  Host y = host_f32({2, 3, 4});
+                  for (int r = 0; r < 6; r++)
+                    for (int o = 0; o < 4; o++) {
+                      double a = x[2].f[o];
+                      for (int i = 0; i < 5; i++) a += (double)x[0].f[r * 5 + i] * x[1].f[o * 5 + i];
+                      y.f[r * 4 + o] = (float)a;
+                    }
+                  return y;
+                }});
+  cs.push_back({"modulate [2,3,4]", {F({2, 3, 4}), F({2, 4}), F({2, 4})},
+                [](Graph& g, const std::vector<Tensor*>& x) { return modulate(g, x[0], x[1], x[2]); },
+                [](const std::vector<Host>& x) {
+                  Host y = host_f32({2, 3, 4});
+                  for (int b = 0; b < 2; b++)
+                    for (int t = 0; t < 3; t++)
+                      for (int d = 0; d < 4; d++)
+                        y.f[(b * 3 + t) * 4 + d] = x[0].f[(b * 3 + t) * 4 + d] * (1 + x[2].f[b * 4 + d]) + x[1].f[b * 4 + d];
+                  return y;
+                }});
+  cs.push_back({"upsample_nearest2x [2,3,3,4]", {F({2, 3, 3, 4})},
+                [](Graph& g, const std::vector<Tensor*>& x) { return upsample_nearest2x(g, x[0]); },
+                [](const std::vector<Host>& x) {
+                  Host y = host_f32({2, 3, 6, 8});
+                  for (int64_t i = 0; i < y.n(); i++) {
+                    int64_t c[4];
+                    unravel(y.s, i, c);
+                    y.f[i] = x[0].f[((c[0] * 3 + c[1]) * 3 + c[2] / 2) * 4 + c[3] / 2];
+                  }
+                  return y;
+                }});
+  auto d2s = [](const Host& x, int r) {  // PixelShuffle
+    int64_t N = x.s.ne[0], C = x.s.ne[1] / (r * r), H = x.s.ne[2], W = x.s.ne[3];
+    Host y = host_f32({N, C, H * r, W * r});
+    for (int64_t i = 0; i < y.n(); i++) {
+      int64_t c[4];
+      unravel(y.s, i, c);
+      int64_t ci = c[1] * r * r + (c[2] % r) * r + c[3] % r;
+      y.f[i] = x.f[((c[0] * x.s.ne[1] + ci) * H + c[2] / r) * W + c[3] / r];
+    }
+    return y;
+  };
+  cs.push_back({"depth_to_space r2 [2,8,3,2]", {F({2, 8, 3, 2})},
+                [](Graph& g, const std::vector<Tensor*>& x) { return depth_to_space(g, x[0], 2); },
+                [d2s](const std::vector<Host>& x) { return d2s(x[0], 2); }});
+  cs.push_back({"space_to_depth r2 then depth_to_space is identity [1,3,4,6]", {F({1, 3, 4, 6})},
+                [](Graph& g, const std::vector<Tensor*>& x) { return depth_to_space(g, space_to_depth(g, x[0], 2), 2); },
+                [](const std::vector<Host>& x) { return x[0]; }});
+  cs.push_back({"hinge_d_loss", {F({3, 1, 2, 2}, -2, 2), F({3, 1, 2, 2}, -2, 2)},
+                [](Graph& g, const std::vector<Tensor*>& x) { return hinge_d_loss(g, x[0], x[1]); },
+                [](const std::vector<Host>& x) {
+                  double a = 0, b = 0;
+                  for (int i = 0; i < 12; i++) {
+                    a += std::max(0.0, 1.0 - x[0].f[i]);
+                    b += std::max(0.0, 1.0 + x[1].f[i]);
+                  }
+                  Host y = host_f32({});
+                  y.f[0] = (float)(0.5 * (a / 12 + b / 12));
+                  return y;
+                }});
+  cs.push_back({"non_saturating_g_loss [3,1,2,2]", {F({3, 1, 2, 2}, -2, 2)},
+                [](Graph& g, const std::vector<Tensor*>& x) { return non_saturating_g_loss(g, x[0]); },
+                [](const std::vector<Host>& x) {
+                  double s = 0;
+                  for (int b = 0; b < 3; b++) {
+                    double m = 0;
+                    for (int i = 0; i < 4; i++) m += x[0].f[b * 4 + i];
+                    s += std::log1p(std::exp(-m / 4));
+                  }
+                  Host y = host_f32({});
+                  y.f[0] = (float)(s / 3);
+                  return y;
+                }});
   return cs;
 }
 

@@ -17,6 +17,13 @@ std::vector<Host> make_inputs(const OpCase& c, uint64_t seed) {
   std::vector<Host> in;
   for (const InputSpec& s : c.inputs) {
     Host h = s.dt == DType::f32 ? host_f32(s.s) : host_i32(s.s);
+    if (s.spread) {  // a shuffled grid with jitter: no two values closer than half a step
+      int64_t n = h.n();
+      for (int64_t i = 0; i < n; i++) h.f[i] = s.lo + (s.hi - s.lo) * ((float)i + 0.25f + 0.5f * r.uniform()) / (float)n;
+      for (int64_t i = n - 1; i > 0; i--) std::swap(h.f[i], h.f[r.below((uint32_t)i + 1)]);
+      in.push_back(h);
+      continue;
+    }
     for (int64_t i = 0; i < h.n(); i++) {
       if (s.dt == DType::i32) {
         h.i[i] = (int32_t)s.lo + (int32_t)r.below((uint32_t)(s.hi - s.lo));
