@@ -10,7 +10,7 @@ namespace nsvq {
 
 static size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
-Tensor* TensorPool::make(DType dt, const Shape& s, const std::string& name, void* owner) {
+Tensor* TensorPool::make(DType dt, const Shape& s, const std::string& name, void* owner, const void* backend) {
   tensors_.emplace_back();
   Tensor* t = &tensors_.back();
   t->id = (int)tensors_.size() - 1;
@@ -23,6 +23,7 @@ Tensor* TensorPool::make(DType dt, const Shape& s, const std::string& name, void
   tensor_set_contiguous_strides(t);
   t->name = name;
   t->owner = owner;
+  t->backend = backend;
   return t;
 }
 
@@ -37,7 +38,7 @@ Store::~Store() {
 
 Tensor* Store::add(const std::string& name, DType dt, const Shape& s, uint32_t flags, int group) {
   if (by_name_.count(name)) fail("store: tensor '%s' added twice", name.c_str());
-  Tensor* t = pool_.make(dt, s, name, this);
+  Tensor* t = pool_.make(dt, s, name, this, be_);
   t->flags = flags;
   t->group = group;
   size_t nb = std::max<size_t>(t->nbytes(), 1);
@@ -106,7 +107,7 @@ Graph::~Graph() {
 
 Tensor* Graph::input(DType dt, const Shape& s, const std::string& name) {
   if (planned_) fail("graph: input '%s' added after plan()", name.c_str());
-  Tensor* t = pool_.make(dt, s, name, this);
+  Tensor* t = pool_.make(dt, s, name, this, be_);
   t->flags = TF_INPUT | TF_NO_GRAD;
   nodes_.push_back(t);
   return t;
@@ -120,7 +121,7 @@ Tensor* Graph::constant_data(const Shape& s, const std::vector<float>& values) {
   if (planned_) fail("graph: constant added after plan()");
   if ((int64_t)values.size() != s.numel())
     fail("graph: constant of shape %s given %zu values", s.str().c_str(), values.size());
-  Tensor* t = pool_.make(DType::f32, s, "const", this);
+  Tensor* t = pool_.make(DType::f32, s, "const", this, be_);
   t->flags = TF_CONST | TF_NO_GRAD;
   const_values_[t] = values;
   nodes_.push_back(t);
@@ -129,7 +130,9 @@ Tensor* Graph::constant_data(const Shape& s, const std::vector<float>& values) {
 
 void Graph::check_src(const char* op, Tensor* s) const {
   if (!s) fail("%s: null input", op);
-  if (!owns(s) && !s->data) fail("%s: input %s belongs to no graph or store of this backend", op, s->desc().c_str());
+  if (!owns(s) && !s->data) fail("%s: input %s belongs to no graph or store", op, s->desc().c_str());
+  if (s->backend != be_)
+    fail("%s: input %s lives on another backend than this graph (%s)", op, s->desc().c_str(), be_->name().c_str());
 }
 
 Tensor* Graph::new_node(int op, DType dt, const Shape& s, std::initializer_list<Tensor*> srcs) {
@@ -142,7 +145,7 @@ Tensor* Graph::new_node(int op, DType dt, const Shape& s, const std::vector<Tens
   if ((int)srcs.size() > MAX_SRC) fail("%s: %zu inputs, at most %d", name, srcs.size(), MAX_SRC);
   if (!op_def(op).kernel[be_->kind()] && !op_def(op).is_view)
     fail("%s: not supported by backend %s (output shape %s)", name, be_->name().c_str(), s.str().c_str());
-  Tensor* t = pool_.make(dt, s, "", this);
+  Tensor* t = pool_.make(dt, s, "", this, be_);
   t->op = op;
   t->n_src = (int)srcs.size();
   for (size_t i = 0; i < srcs.size(); i++) {

@@ -21,7 +21,7 @@ namespace nsvq {
 // Owns tensor structs (not their memory).
 class TensorPool {
  public:
-  Tensor* make(DType dt, const Shape& s, const std::string& name, void* owner);
+  Tensor* make(DType dt, const Shape& s, const std::string& name, void* owner, const void* backend);
   size_t size() const { return tensors_.size(); }
  private:
   std::deque<Tensor> tensors_;

@@ -77,6 +77,7 @@ struct Tensor {
   Tensor* view_src = nullptr;  // for views: the tensor whose storage this one shares
   void* data = nullptr;        // backend pointer to element 0 (offset applied); set by planning
   void* owner = nullptr;       // the Graph or Store that created it
+  const void* backend = nullptr;  // the Backend its memory lives on
 
   int64_t numel() const;
   size_t elsize() const { return dtype_size(dtype); }

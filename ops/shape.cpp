@@ -90,11 +90,7 @@ Tensor* detach(Graph& g, Tensor* a) {
 }
 
 Tensor* contiguous(Graph& g, Tensor* a) {
-  if (a->is_contiguous() && a->offset == 0 && !a->view_src) return a;
-  if (a->is_contiguous() && a->view_src) {
-    // a contiguous view (slice along the outermost dim, reshape, detach): no copy needed
-    return a;
-  }
+  if (a->is_contiguous()) return a;  // contiguous views (reshape, outer slice, detach) need no copy
   return make_node(g, OP_CONTIGUOUS, a->dtype, a->shape(), {a});
 }
 

@@ -147,6 +147,22 @@ int bench_ops(int argc, char** argv, int first) {
        [&](Graph& g, std::vector<Tensor*>& v) { return cross_entropy(g, in(g, v, {4096, 1000}), in(g, v, {4096}, DType::i32)); }},
       {"random normal [4M]", false,
        [&](Graph& g, std::vector<Tensor*>& v) { return random(g, {E}, RAND_NORMAL, in(g, v, {4}, DType::i32), 0); }},
+      {"group_norm+silu [32,64,32,32] 8 groups", false,
+       [&](Graph& g, std::vector<Tensor*>& v) {
+         return group_norm(g, in(g, v, {32, 64, 32, 32}), in(g, v, {64}), in(g, v, {64}), 8, 1e-6f, true);
+       }},
+      {"layer_norm [4096,256]", false,
+       [&](Graph& g, std::vector<Tensor*>& v) { return layer_norm(g, in(g, v, {4096, 256}), in(g, v, {256}), in(g, v, {256})); }},
+      {"batch_norm train [32,64,16,16]", false,
+       [&](Graph& g, std::vector<Tensor*>& v) {
+         return batch_norm(g, in(g, v, {32, 64, 16, 16}), in(g, v, {64}), in(g, v, {64}), in(g, v, {64}), in(g, v, {64}), true);
+       }},
+      {"attention [32,4,64,32]", false,
+       [&](Graph& g, std::vector<Tensor*>& v) {
+         return attention(g, in(g, v, {32, 4, 64, 32}), in(g, v, {32, 4, 64, 32}), in(g, v, {32, 4, 64, 32}));
+       }},
+      {"upsample_nearest2x [32,64,16,16]", false,
+       [&](Graph& g, std::vector<Tensor*>& v) { return upsample_nearest2x(g, in(g, v, {32, 64, 16, 16})); }},
       {"adamw [4M]", false,
        [&](Graph& g, std::vector<Tensor*>& v) {
          Tensor *p = in(g, v, {E}), *gr = in(g, v, {E}), *m = in(g, v, {E}), *s = in(g, v, {E}), *hp = in(g, v, {ADAM_HP_COUNT});
