@@ -1,0 +1,121 @@
+// train/image_io.cpp — stb-backed image decode, resize, PNG encode, and grids.
+#include "train/image_io.h"
+#include <stb_image.h>
+#include <stb_image_resize.h>
+#include <stb_image_write.h>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include "engine/tensor.h"
+#include "train/metrics.h"
+
+namespace nsvq {
+
+Image image_read(const std::string& path, int channels) {
+  if (channels != 1 && channels != 3) fail("image_read: %d channels requested (1 or 3)", channels);
+  FILE* f = fopen(path.c_str(), "rb");
+  if (!f) fail("%s: cannot open (%s)", path.c_str(), strerror(errno));
+  int w = 0, h = 0, n = 0;
+  // load as RGBA so that alpha can be composited over black, whatever the file holds
+  unsigned char* data = stbi_load_from_file(f, &w, &h, &n, 4);
+  fclose(f);
+  if (!data) fail("%s: not a readable image (%s)", path.c_str(), stbi_failure_reason());
+  Image im;
+  im.C = channels;
+  im.H = h;
+  im.W = w;
+  im.px.resize((size_t)channels * h * w);
+  for (int64_t i = 0; i < (int64_t)h * w; i++) {
+    const unsigned char* p = data + i * 4;
+    float a = p[3] / 255.0f;
+    float r = p[0] * a, g = p[1] * a, b = p[2] * a;
+    if (channels == 1) {
+      im.px[i] = (uint8_t)std::min(255.0f, std::nearbyint(0.299f * r + 0.587f * g + 0.114f * b));
+    } else {
+      im.px[i] = (uint8_t)std::nearbyint(r);
+      im.px[(size_t)h * w + i] = (uint8_t)std::nearbyint(g);
+      im.px[(size_t)2 * h * w + i] = (uint8_t)std::nearbyint(b);
+    }
+  }
+  stbi_image_free(data);
+  return im;
+}
+
+Image image_resize(const Image& im, int64_t h, int64_t w) {
+  if (h == im.H && w == im.W) return im;
+  Image out;
+  out.C = im.C;
+  out.H = h;
+  out.W = w;
+  out.px.resize((size_t)(im.C * h * w));
+  for (int64_t c = 0; c < im.C; c++)
+    if (!stbir_resize_uint8(im.px.data() + c * im.H * im.W, (int)im.W, (int)im.H, 0, out.px.data() + c * h * w, (int)w,
+                            (int)h, 0, 1))
+      fail("image_resize: %lldx%lld -> %lldx%lld failed", (long long)im.W, (long long)im.H, (long long)w, (long long)h);
+  return out;
+}
+
+Image image_resize_center_crop(const Image& im, int64_t side) {
+  int64_t h, w;
+  if (im.H <= im.W) {
+    h = side;
+    w = std::max<int64_t>(side, (im.W * side + im.H / 2) / im.H);
+  } else {
+    w = side;
+    h = std::max<int64_t>(side, (im.H * side + im.W / 2) / im.W);
+  }
+  Image r = image_resize(im, h, w);
+  Image out;
+  out.C = im.C;
+  out.H = out.W = side;
+  out.px.resize((size_t)(im.C * side * side));
+  int64_t y0 = (h - side) / 2, x0 = (w - side) / 2;
+  for (int64_t c = 0; c < im.C; c++)
+    for (int64_t y = 0; y < side; y++)
+      std::memcpy(out.px.data() + (c * side + y) * side, r.px.data() + (c * h + y + y0) * w + x0, (size_t)side);
+  return out;
+}
+
+void image_write_png(const std::string& path, const Image& im) {
+  if (im.C != 1 && im.C != 3) fail("%s: cannot write %lld-channel PNG", path.c_str(), (long long)im.C);
+  std::vector<uint8_t> hwc((size_t)(im.C * im.H * im.W));
+  for (int64_t c = 0; c < im.C; c++)
+    for (int64_t i = 0; i < im.H * im.W; i++) hwc[i * im.C + c] = im.px[c * im.H * im.W + i];
+  std::string tmp = path + ".tmp";
+  if (!stbi_write_png(tmp.c_str(), (int)im.W, (int)im.H, (int)im.C, hwc.data(), (int)(im.W * im.C)))
+    fail("%s: cannot write PNG", path.c_str());
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("%s: cannot rename temporary file (%s)", path.c_str(), strerror(errno));
+}
+
+Image image_from_float(const float* x, int64_t C, int64_t H, int64_t W) {
+  Image im;
+  im.C = C;
+  im.H = H;
+  im.W = W;
+  im.px.resize((size_t)(C * H * W));
+  for (size_t i = 0; i < im.px.size(); i++) im.px[i] = to_uint8(x[i]);
+  return im;
+}
+
+Image image_grid(const float* x, int64_t n, int64_t C, int64_t H, int64_t W, int64_t cols) {
+  const int64_t gap = 2;
+  cols = std::max<int64_t>(1, std::min(cols, n));
+  int64_t rows = (n + cols - 1) / cols;
+  Image g;
+  g.C = C;
+  g.H = rows * H + (rows + 1) * gap;
+  g.W = cols * W + (cols + 1) * gap;
+  g.px.assign((size_t)(C * g.H * g.W), 255);
+  for (int64_t k = 0; k < n; k++) {
+    int64_t r = k / cols, c = k % cols;
+    int64_t y0 = gap + r * (H + gap), x0 = gap + c * (W + gap);
+    for (int64_t ch = 0; ch < C; ch++)
+      for (int64_t y = 0; y < H; y++)
+        for (int64_t xx = 0; xx < W; xx++)
+          g.px[(ch * g.H + y0 + y) * g.W + x0 + xx] = to_uint8(x[((k * C + ch) * H + y) * W + xx]);
+  }
+  return g;
+}
+
+}  // namespace nsvq
