@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <unistd.h>
 #include <set>
 #include "engine/tensor.h"
 #include "train/data.h"
