@@ -2,6 +2,7 @@
 // nodes), the liveness memory planner and execution.
 #include "engine/graph.h"
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <unordered_set>
@@ -389,8 +390,34 @@ std::string Graph::plan_summary() const {
 
 void Graph::compute() {
   if (!planned_) plan();
-  for (Tensor* n : order_) be_->execute(n, scratch_, scratch_bytes_);
-  be_->sync();
+  if (!profile_) {
+    for (Tensor* n : order_) be_->execute(n, scratch_, scratch_bytes_);
+    be_->sync();
+    return;
+  }
+  for (Tensor* n : order_) {
+    auto t0 = std::chrono::steady_clock::now();
+    be_->execute(n, scratch_, scratch_bytes_);
+    be_->sync();
+    auto& p = prof_[op_name(n->op)];
+    p.first += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    p.second++;
+  }
+}
+
+std::string Graph::profile_report() const {
+  std::vector<std::pair<std::string, std::pair<double, int64_t>>> v(prof_.begin(), prof_.end());
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  double total = 0;
+  for (auto& e : v) total += e.second.first;
+  std::string r;
+  char line[160];
+  for (auto& e : v) {
+    snprintf(line, sizeof line, "%-22s %10.2f ms %6.1f%% %8lld calls\n", e.first.c_str(), e.second.first,
+             total > 0 ? 100.0 * e.second.first / total : 0.0, (long long)e.second.second);
+    r += line;
+  }
+  return r;
 }
 
 // ------------------------------------------------------------------------------------ host IO

@@ -104,6 +104,9 @@ class Graph {
   // ---- planning and execution
   void plan();      // allocates everything; called by compute() if needed; no allocation after it
   void compute();   // runs every needed node in order, synchronously
+  // Per-op timing of compute() (synchronises after every node: for diagnosis, not production).
+  void set_profile(bool on) { profile_ = on; }
+  std::string profile_report() const;  // total ms per op name over the profiled computes, largest first
   bool planned() const { return planned_; }
 
   size_t arena_bytes() const { return arena_peak_; }          // planned activation+gradient arena
@@ -138,6 +141,8 @@ class Graph {
   std::unordered_map<const Tensor*, Tensor*> param_grad_;
 
   bool planned_ = false;
+  bool profile_ = false;
+  std::unordered_map<std::string, std::pair<double, int64_t>> prof_;  // op -> (ms, calls)
   void* arena_ = nullptr;
   void* io_ = nullptr;
   void* scratch_ = nullptr;

@@ -12,6 +12,8 @@
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/ops_internal.h"
 
+#define NSVQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
 namespace nsvq {
 
 namespace {
@@ -75,6 +77,10 @@ void im2col(const Geom& g, const float* x, int64_t p0, int64_t np, float* col) {
       }
 }
 
+NSVQ_CLONES void add_run(float* __restrict d, const float* __restrict s, int64_t n) {
+  for (int64_t i = 0; i < n; i++) d[i] += s[i];
+}
+
 // x [C, H, W] += col2im(col) for output pixels [p0, p0 + np)
 void col2im_add(const Geom& g, const float* col, int64_t p0, int64_t np, float* x) {
   for (int64_t c = 0; c < g.C; c++)
@@ -90,9 +96,14 @@ void col2im_add(const Geom& g, const float* col, int64_t p0, int64_t np, float* 
           if (iy >= 0 && iy < g.H) {
             float* dst = xc + iy * g.W;
             int64_t ix0 = ox * g.sw - g.pl + j;
-            for (int64_t t = 0; t < run; t++) {
-              int64_t ix = ix0 + t * g.sw;
-              if (ix >= 0 && ix < g.W) dst[ix] += row[pp + t];
+            if (g.sw == 1) {  // valid t in [a, b): a contiguous, vectorisable add
+              int64_t a = std::max<int64_t>(0, -ix0), b = std::min<int64_t>(run, g.W - ix0);
+              add_run(dst + ix0 + a, row + pp + a, b - a);
+            } else {
+              for (int64_t t = 0; t < run; t++) {
+                int64_t ix = ix0 + t * g.sw;
+                if (ix >= 0 && ix < g.W) dst[ix] += row[pp + t];
+              }
             }
           }
           pp += run;

@@ -2,7 +2,9 @@
 // layout): forward (optionally + SiLU), input gradient, gamma/beta gradient, running statistics.
 // Statistics are two-pass (mean, then centred variance) with f64 accumulation. Each group is
 // handled by one thread in a fixed order, so results do not depend on the thread count.
+#include <omp.h>
 #include <cmath>
+#include <type_traits>
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/elementwise_math.h"
 #include "ops/ops_internal.h"
@@ -104,15 +106,134 @@ void norm_cpu(Tensor* y, const ExecCtx& c) {
   }
 }
 
-// the gradient reaching the normalised value xhat * gamma + beta (through the SiLU if fused)
-inline float pre_grad(const Desc& d, float gy, float xhat, float gam, float bet) {
-  if (!d.silu) return gy;
-  float v = xhat * gam + bet;
+// Backward. With xhat = (x - mean) * rstd and g_pre the gradient reaching xhat * gamma + beta
+// (through the SiLU when fused):
+//   per channel c of the group: A_c = sum g_pre * xhat, B_c = sum g_pre   (also dgamma / dbeta parts)
+//   dx = rstd * (gamma g_pre - m1 - xhat m2), m1 = sum_c gamma_c B_c / n, m2 = sum_c gamma_c A_c / n.
+// A run is S contiguous elements of one channel (VEC = false) or, for layer norm (S == 1), a whole
+// row with per-element gamma/beta (VEC = true). The loops use 16 float lanes: they vectorise, and
+// their order is fixed.
+template <bool SILU>
+inline float g_pre(float gy, float xh, float gam, float bet) {
+  if constexpr (!SILU) return gy;
+  float v = xh * gam + bet;
   float s = 1.0f / (1.0f + nsvq_expf(-v));
   return gy * s * (1.0f + v * (1.0f - s));
 }
 
-// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dL/d(normalised) * gamma
+// sums over one run (VEC: into A[i], B[i] per element; else into *A, *B)
+template <bool SILU, bool VEC>
+NSVQ_CLONES void run_sums(const float* __restrict x, const float* __restrict gy, int64_t n, float mean, float rstd,
+                          const float* __restrict ga, const float* __restrict be, float* __restrict A, float* __restrict B) {
+  if constexpr (VEC) {
+    for (int64_t i = 0; i < n; i++) {
+      float xh = (x[i] - mean) * rstd;
+      float gp = g_pre<SILU>(gy[i], xh, ga[i], be[i]);
+      A[i] = gp * xh;
+      B[i] = gp;
+    }
+  } else {
+    float a[16] = {}, b[16] = {};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+      for (int j = 0; j < 16; j++) {
+        float xh = (x[i + j] - mean) * rstd;
+        float gp = g_pre<SILU>(gy[i + j], xh, ga[0], be[0]);
+        a[j] += gp * xh;
+        b[j] += gp;
+      }
+    for (; i < n; i++) {
+      float xh = (x[i] - mean) * rstd;
+      float gp = g_pre<SILU>(gy[i], xh, ga[0], be[0]);
+      a[0] += gp * xh;
+      b[0] += gp;
+    }
+    float sa = 0, sb = 0;
+    for (int j = 0; j < 16; j++) {
+      sa += a[j];
+      sb += b[j];
+    }
+    *A = sa;
+    *B = sb;
+  }
+}
+
+template <bool SILU, bool VEC>
+NSVQ_CLONES void run_dx(float* __restrict dx, const float* __restrict x, const float* __restrict gy, int64_t n, float mean,
+                        float rstd, const float* __restrict ga, const float* __restrict be, float m1, float m2) {
+  for (int64_t i = 0; i < n; i++) {
+    float gam = VEC ? ga[i] : ga[0], bet = VEC ? be[i] : be[0];
+    float xh = (x[i] - mean) * rstd;
+    dx[i] = rstd * (g_pre<SILU>(gy[i], xh, gam, bet) * gam - m1 - xh * m2);
+  }
+}
+
+// Per-channel sums A, B of group k into a[Cg], b[Cg] (double); VEC runs use `tmp` (2 * Lseg floats).
+template <bool SILU, bool VEC>
+void group_sums(const Desc& d, const float* x, const float* gy, const float* ga, const float* be, int64_t k, float mean,
+                float rstd, double* a, double* b, float* tmp) {
+  for (int64_t j = 0; j < d.Cg; j++) a[j] = b[j] = 0.0;
+  int64_t c0 = d.ch0(k);
+  for (int64_t r = 0; r < d.R; r++) {
+    int64_t b0 = d.base(k, r);
+    if constexpr (VEC) {
+      run_sums<SILU, true>(x + b0, gy + b0, d.Lseg, mean, rstd, ga + c0, be + c0, tmp, tmp + d.Lseg);
+      for (int64_t l = 0; l < d.Lseg; l++) {
+        a[l] += tmp[l];
+        b[l] += tmp[d.Lseg + l];
+      }
+    } else {
+      for (int64_t cl = 0; cl < d.Lseg / d.S; cl++) {
+        float A, B;
+        run_sums<SILU, false>(x + b0 + cl * d.S, gy + b0 + cl * d.S, d.S, mean, rstd, ga + c0 + cl, be + c0 + cl, &A, &B);
+        a[cl] += A;
+        b[cl] += B;
+      }
+    }
+  }
+}
+
+template <bool SILU, bool VEC>
+void norm_bwd_group(const Desc& d, const float* x, const float* gy, const float* ga, const float* be, float* o, int64_t k,
+                    double* a, double* b, float* tmp) {
+  float mean, rstd;
+  group_stats(d, x, k, mean, rstd);
+  group_sums<SILU, VEC>(d, x, gy, ga, be, k, mean, rstd, a, b, tmp);
+  int64_t c0 = d.ch0(k);
+  double s1 = 0, s2 = 0;
+  for (int64_t j = 0; j < d.Cg; j++) {
+    s1 += ga[c0 + j] * b[j];
+    s2 += ga[c0 + j] * a[j];
+  }
+  float m1 = (float)(s1 / d.count()), m2 = (float)(s2 / d.count());
+  for (int64_t r = 0; r < d.R; r++) {
+    int64_t b0 = d.base(k, r);
+    if constexpr (VEC)
+      run_dx<SILU, true>(o + b0, x + b0, gy + b0, d.Lseg, mean, rstd, ga + c0, be + c0, m1, m2);
+    else
+      for (int64_t cl = 0; cl < d.Lseg / d.S; cl++)
+        run_dx<SILU, false>(o + b0 + cl * d.S, x + b0 + cl * d.S, gy + b0 + cl * d.S, d.S, mean, rstd, ga + c0 + cl,
+                            be + c0 + cl, m1, m2);
+  }
+}
+
+// per thread: a, b (Cg doubles each) and tmp (2 * Lseg floats)
+size_t norm_bwd_scratch(const Tensor* t, BackendKind) {
+  return (size_t)cpu_threads() * ((size_t)t->ip[5] * 2 * sizeof(double) + (size_t)t->ip[2] * 2 * sizeof(float));
+}
+
+template <class F>
+void dispatch_silu_vec(const Desc& d, F f) {
+  bool vec = d.S == 1;
+  if (d.silu) {
+    if (vec) f(std::true_type{}, std::true_type{});
+    else f(std::true_type{}, std::false_type{});
+  } else {
+    if (vec) f(std::false_type{}, std::true_type{});
+    else f(std::false_type{}, std::false_type{});
+  }
+}
+
 void norm_bwd_cpu(Tensor* dx, const ExecCtx& c) {
   Desc d(dx);
   const float* x = tdata<float>(dx->src[0]);
@@ -120,66 +241,44 @@ void norm_bwd_cpu(Tensor* dx, const ExecCtx& c) {
   const float* be = tdata<float>(dx->src[2]);
   const float* gy = tdata<float>(dx->src[3]);
   float* o = tdata<float>(dx);
+  size_t per = (size_t)d.Cg * 2 * sizeof(double) + (size_t)d.Lseg * 2 * sizeof(float);
   int nt = d.K * d.count() < 16384 ? 1 : c.nthreads;
+  dispatch_silu_vec(d, [&](auto silu, auto vec) {
 #pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t k = 0; k < d.K; k++) {
-    float mean, rstd;
-    group_stats(d, x, k, mean, rstd);
-    double s1 = 0, s2 = 0;
-    for (int64_t r = 0; r < d.R; r++) {
-      int64_t b0 = d.base(k, r);
-      for (int64_t l = 0; l < d.Lseg; l++) {
-        int64_t ch = d.ch0(k) + l / d.S;
-        float xh = (x[b0 + l] - mean) * rstd;
-        float gg = pre_grad(d, gy[b0 + l], xh, ga[ch], be[ch]) * ga[ch];
-        s1 += gg;
-        s2 += (double)gg * xh;
-      }
+    for (int64_t k = 0; k < d.K; k++) {
+      char* base = (char*)c.scratch + omp_get_thread_num() * per;
+      double* a = (double*)base;
+      norm_bwd_group<decltype(silu)::value, decltype(vec)::value>(d, x, gy, ga, be, o, k, a, a + d.Cg,
+                                                                   (float*)(a + 2 * d.Cg));
     }
-    float m1 = (float)(s1 / d.count()), m2 = (float)(s2 / d.count());
-    for (int64_t r = 0; r < d.R; r++) {
-      int64_t b0 = d.base(k, r);
-      for (int64_t l = 0; l < d.Lseg; l++) {
-        int64_t ch = d.ch0(k) + l / d.S;
-        float xh = (x[b0 + l] - mean) * rstd;
-        float gg = pre_grad(d, gy[b0 + l], xh, ga[ch], be[ch]) * ga[ch];
-        o[b0 + l] = rstd * (gg - m1 - xh * m2);
-      }
-    }
-  }
+  });
 }
 
 size_t norm_affine_scratch(const Tensor* t, BackendKind) {
-  return (size_t)t->ip[0] * (size_t)t->ip[5] * 2 * sizeof(double);
+  return (size_t)t->ip[0] * (size_t)t->ip[5] * 2 * sizeof(double) + norm_bwd_scratch(t, BK_CPU);
 }
 
-// dgamma[c] = sum g_pre * xhat, dbeta[c] = sum g_pre over every element of channel c:
-// per-(group, channel) partials, then per channel over the groups in order
+// dgamma[c] = sum A_c, dbeta[c] = sum B_c over the groups holding channel c, in group order
 void norm_bwd_affine_cpu(Tensor* da, const ExecCtx& c) {
   Desc d(da);
   const float* x = tdata<float>(da->src[0]);
   const float* ga = tdata<float>(da->src[1]);
   const float* be = tdata<float>(da->src[2]);
   const float* gy = tdata<float>(da->src[3]);
-  double* part = (double*)c.scratch;  // [K][Cg][2]
+  double* part = (double*)c.scratch;  // [K][2][Cg]
+  char* tmp_base = (char*)(part + d.K * d.Cg * 2);
+  size_t per = (size_t)d.Cg * 2 * sizeof(double) + (size_t)d.Lseg * 2 * sizeof(float);
   int nt = d.K * d.count() < 16384 ? 1 : c.nthreads;
+  dispatch_silu_vec(d, [&](auto silu, auto vec) {
 #pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t k = 0; k < d.K; k++) {
-    float mean, rstd;
-    group_stats(d, x, k, mean, rstd);
-    double* p = part + k * d.Cg * 2;
-    for (int64_t j = 0; j < d.Cg * 2; j++) p[j] = 0;
-    for (int64_t r = 0; r < d.R; r++) {
-      int64_t b0 = d.base(k, r);
-      for (int64_t l = 0; l < d.Lseg; l++) {
-        int64_t cl = l / d.S, ch = d.ch0(k) + cl;
-        float xh = (x[b0 + l] - mean) * rstd;
-        float g0 = pre_grad(d, gy[b0 + l], xh, ga[ch], be[ch]);
-        p[cl * 2] += (double)g0 * xh;
-        p[cl * 2 + 1] += g0;
-      }
+    for (int64_t k = 0; k < d.K; k++) {
+      float mean, rstd;
+      group_stats(d, x, k, mean, rstd);
+      float* tmp = (float*)(tmp_base + omp_get_thread_num() * per + (size_t)d.Cg * 2 * sizeof(double));
+      double* p = part + k * d.Cg * 2;
+      group_sums<decltype(silu)::value, decltype(vec)::value>(d, x, gy, ga, be, k, mean, rstd, p, p + d.Cg, tmp);
     }
-  }
+  });
   float* o = tdata<float>(da);
   int64_t A = d.K / d.G;  // groups sharing a channel set
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -187,9 +286,9 @@ void norm_bwd_affine_cpu(Tensor* da, const ExecCtx& c) {
     int64_t gi = ch / d.Cg, cl = ch % d.Cg;
     double sg = 0, sb = 0;
     for (int64_t a = 0; a < A; a++) {
-      const double* p = part + ((a * d.G + gi) * d.Cg + cl) * 2;
-      sg += p[0];
-      sb += p[1];
+      const double* p = part + (a * d.G + gi) * d.Cg * 2;
+      sg += p[cl];
+      sb += p[d.Cg + cl];
     }
     o[ch] = (float)sg;
     o[d.C + ch] = (float)sb;
@@ -222,7 +321,9 @@ void register_norm_cpu() {
   OpDef d;
   d.kernel[BK_CPU] = norm_cpu; op_register(OP_NORM, d);
   OpDef b;
-  b.kernel[BK_CPU] = norm_bwd_cpu; op_register(OP_NORM_BWD, b);
+  b.kernel[BK_CPU] = norm_bwd_cpu;
+  b.scratch = norm_bwd_scratch;
+  op_register(OP_NORM_BWD, b);
   OpDef a;
   a.kernel[BK_CPU] = norm_bwd_affine_cpu;
   a.scratch = norm_affine_scratch;
