@@ -123,6 +123,9 @@ std::vector<OpCase> nn_cases() {
       {{1, 2, 8, 8}, {3, 2, 4, 4}, false, 2, 1, 1, 1, 1, true},  // PatchGAN 4x4 s2 p1
       {{3, 2, 7, 5}, {2, 2, 3, 2}, false, 1, 2, 0, 1, 1, true},  // odd kernel, odd padding
       {{1, 512, 16, 16}, {4, 512, 3, 3}, true, 1, 1, 1, 1, 1, false},  // several im2col chunks
+      {{2, 2, 24, 24}, {3, 2, 3, 3}, true, 1, 1, 1, 1, 1, true},       // one image per GEMM
+      {{5, 2, 16, 16}, {3, 2, 3, 3}, false, 1, 1, 1, 1, 1, true},      // image groups of 4 and 1
+      {{5, 3, 8, 8}, {4, 3, 1, 1}, true, 1, 0, 0, 0, 0, true},         // grouped 1x1 direct
   };
   for (const CK& k : cks) {
     OpCase c;
