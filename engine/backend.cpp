@@ -22,7 +22,8 @@ void Backend::execute(Tensor* node, void* scratch, size_t scratch_bytes) {
 static int g_cpu_threads = 0;
 
 void cpu_set_threads(int n) {
-  g_cpu_threads = n > 0 ? n : omp_get_num_procs();
+  // default: OMP_NUM_THREADS when set, else every core
+  g_cpu_threads = n > 0 ? n : (getenv("OMP_NUM_THREADS") ? omp_get_max_threads() : omp_get_num_procs());
   omp_set_num_threads(g_cpu_threads);
 }
 
