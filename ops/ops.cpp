@@ -14,6 +14,7 @@ void ops_init() {
     register_index_ops();
     register_loss_ops();
     register_optim_ops();
+    register_vq_ops();
     register_norm_ops();
     register_attention_ops();
     register_conv_ops();
@@ -24,6 +25,7 @@ void ops_init() {
     register_index_cpu();
     register_loss_cpu();
     register_optim_cpu();
+    register_vq_cpu();
     register_norm_cpu();
     register_attention_cpu();
     register_conv_cpu();
@@ -35,6 +37,10 @@ void ops_init() {
     register_index_cuda();
     register_loss_cuda();
     register_optim_cuda();
+    register_norm_cuda();
+    register_attention_cuda();
+    register_vq_cuda();
+    register_conv_cuda();
 #endif
     op_set_grad_add([](Graph& g, Tensor* a, Tensor* b) { return add(g, a, b); });
   });

@@ -13,6 +13,7 @@ void register_matmul_ops();
 void register_index_ops();
 void register_loss_ops();
 void register_optim_ops();
+void register_vq_ops();
 void register_shape_cpu();
 void register_elementwise_cpu();
 void register_reduce_cpu();
@@ -20,6 +21,7 @@ void register_matmul_cpu();
 void register_index_cpu();
 void register_loss_cpu();
 void register_optim_cpu();
+void register_vq_cpu();
 void register_norm_ops();
 void register_norm_cpu();
 void register_attention_ops();
@@ -34,6 +36,10 @@ void register_matmul_cuda();
 void register_index_cuda();
 void register_loss_cuda();
 void register_optim_cuda();
+void register_norm_cuda();
+void register_attention_cuda();
+void register_vq_cuda();
+void register_conv_cuda();
 #endif
 
 // Makes sure the op table is filled, then records a node.

@@ -243,12 +243,15 @@ int bench_conv(int argc, char** argv, int first) {
 }  // namespace
 
 int cmd_bench(int argc, char** argv, int first) {
-  if (first >= argc) fail("bench needs a target: gemm | ops (see nsvq bench gemm --help)");
+  if (first >= argc) fail("bench needs a target: gemm | ops | conv | vq (see nsvq bench gemm --help)");
   std::string what = argv[first];
   if (what == "gemm") return bench_gemm(argc, argv, first + 1);
   if (what == "ops") return bench_ops(argc, argv, first + 1);
   if (what == "conv") return bench_conv(argc, argv, first + 1);
-  fail("unknown benchmark '%s' (expected gemm, ops or conv)", what.c_str());
+  if (what == "train-step") return bench_train_step(argc, argv, first + 1);
+  if (what == "model") return bench_model(argc, argv, first + 1);
+  if (what == "vq") return bench_vq(argc, argv, first + 1);
+  fail("unknown benchmark '%s' (expected gemm, ops, conv, vq, model or train-step)", what.c_str());
 }
 
 }  // namespace nsvq

@@ -3,7 +3,8 @@
 # has nvcc, CMake and a driver but no Debian -dev packages and no network. It builds nsvq with the
 # CUDA backend for sm_90 into build-cuda/ from the headers/static libraries carried in .deps/
 # (made by tools/prepare-device-deps.sh on the dev machine), then runs:
-#   nsvq info, nsvq_tests (CPU-vs-CUDA parity runs when a device exists), nsvq bench ops and
+#   nsvq info, nsvq_tests (CPU-vs-CUDA parity runs when a device exists), the kernel-path parity
+#   driver engine/cuda/emu/emu_parity.cpp linked against the real library, nsvq bench ops and
 #   nsvq bench gemm 1024^3 on cuda, and a 1-epoch Fashion-MNIST MLP on cuda (when the data is there).
 # Everything is logged to $OUT/device-check.log (or build-cuda/device-check.log); a summary table
 # (step, status, seconds) is printed last. Exit status: 0 when every step passed.
@@ -72,7 +73,8 @@ summary() {
 } 2>&1 | tee -a "$LOG"
 
 # ---- dependencies carried in .deps/
-if [ ! -f "$DEPS/include/zstd.h" ] || [ ! -f "$DEPS/lib/libzstd.a" ] || [ ! -f "$DEPS/include/doctest/doctest.h" ]; then
+if [ ! -f "$DEPS/include/zstd.h" ] || [ ! -f "$DEPS/lib/libzstd.a" ] || [ ! -f "$DEPS/lib/libstb.a" ] ||
+   [ ! -f "$DEPS/include/doctest/doctest.h" ]; then
   echo "device-check: $DEPS is incomplete: run tools/prepare-device-deps.sh on the dev machine and carry .deps" | tee -a "$LOG"
   skip configure "no .deps"
   FAILED=1
@@ -91,7 +93,8 @@ fi
 # ---- build
 if step configure 120 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
      -DCMAKE_PREFIX_PATH="$DEPS" -DZSTD_INCLUDE_DIR="$DEPS/include" -DZSTD_LIBRARY="$DEPS/lib/libzstd.a" \
-     -DZLIB_INCLUDE_DIR="$DEPS/include" -DZLIB_LIBRARY="$DEPS/lib/libz.a" -DSTB_INCLUDE_DIR="$DEPS/include/stb" \
+     -DZLIB_INCLUDE_DIR="$DEPS/include" -DZLIB_LIBRARY="$DEPS/lib/libz.a" \
+     -DSTB_INCLUDE_DIR="$DEPS/include/stb" -DSTB_LIBRARY="$DEPS/lib/libstb.a" \
      -DDOCTEST_INCLUDE_DIR="$DEPS/include" -DNSVQ_CUDA=ON -DNSVQ_TESTS=ON; then
   if ! grep -q "CUDA backend ON" "$LOG"; then
     echo "device-check: CMake did not enable the CUDA backend (is nvcc working?)" | tee -a "$LOG"
@@ -105,6 +108,14 @@ BIN=$BUILD/bin
 if [ -x "$BIN/nsvq" ]; then
   step info 30 "$BIN/nsvq" info
   if [ -x "$BIN/nsvq_tests" ]; then step tests 300 "$BIN/nsvq_tests"; else skip tests "no nsvq_tests binary"; fi
+  # engine/cuda/emu/emu_parity.cpp against the real device: CPU-vs-CUDA parity on shapes that reach
+  # every kernel path (two-pass reductions, block variants, multi-tile attention, index errors)
+  CUDA_HOME=$(dirname "$(dirname "$(command -v nvcc)")")
+  if step parity-build 180 g++ -std=c++17 -O2 -fopenmp -I. -DNSVQ_CUDA=1 engine/cuda/emu/emu_parity.cpp -o "$BIN/cuda_parity" \
+       "$BUILD/libnsvq.a" "$DEPS/lib/libzstd.a" "$DEPS/lib/libstb.a" "$DEPS/lib/libz.a" \
+       -L"$CUDA_HOME/lib64" -L"$CUDA_HOME/targets/x86_64-linux/lib" -lcublas -lcudart -lpthread -ldl -lrt -lm; then
+    step parity 300 "$BIN/cuda_parity"
+  fi
   step bench-ops 120 "$BIN/nsvq" bench ops --device cuda
   step bench-gemm 60 "$BIN/nsvq" bench gemm --m 1024 --n 1024 --k 1024 --device cuda
   if [ "${NSVQ_SKIP_FMNIST:-0}" = 1 ]; then
@@ -115,7 +126,7 @@ if [ -x "$BIN/nsvq" ]; then
     skip fmnist-cuda "no $DATA"
   fi
 else
-  for s in info tests bench-ops bench-gemm fmnist-cuda; do skip "$s" "no nsvq binary"; done
+  for s in info tests parity bench-ops bench-gemm fmnist-cuda; do skip "$s" "no nsvq binary"; done
   FAILED=1
 fi
 

@@ -12,6 +12,7 @@ static const char* USAGE =
     "  info          version, build, SIMD level, threads, CUDA devices and architectures\n"
     "  bench         benchmarks: bench gemm --m M --n N --k K | bench ops  [--json] [--device cpu|cuda]\n"
     "  fmnist-mlp    train an MLP classifier on Fashion-MNIST with the engine and report test accuracy\n"
+    "  toy-drift     2-D drift experiment: --quantizer vq|vq-l2|ema|simvq|nsvq --drift translate|shrink|expand\n"
     "  --version     print the version\n";
 
 int main(int argc, char** argv) {
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
     if (cmd == "info") return nsvq::cmd_info(argc, argv, 2);
     if (cmd == "bench") return nsvq::cmd_bench(argc, argv, 2);
     if (cmd == "fmnist-mlp") return nsvq::cmd_fmnist_mlp(argc, argv, 2);
+    if (cmd == "toy-drift") return nsvq::cmd_toy_drift(argc, argv, 2);
     fprintf(stderr, "nsvq: unknown command '%s' (see nsvq --help)\n", cmd.c_str());
     return 2;
   } catch (const std::exception& e) {

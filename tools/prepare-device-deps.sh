@@ -5,7 +5,7 @@
 #   .deps/include/stb/stb_image*.h      (Debian's libstb-dev layout: found by find_path(... PATH_SUFFIXES stb))
 #   .deps/include/doctest/              (doctest/doctest.h)
 #   .deps/include/{zstd,zstd_errors,zdict,zlib,zconf}.h
-#   .deps/lib/{libzstd,libz}.a          (static: nothing to install on the GPU machine)
+#   .deps/lib/{libzstd,libz,libstb}.a   (static: nothing to install on the GPU machine)
 #   .deps/data/fashion-mnist/*.gz       (the Fashion-MNIST IDX files, ~30 MB)
 # .deps/ is git-ignored; it must stay under ~60 MiB (it travels with the working tree).
 set -euo pipefail
@@ -23,7 +23,7 @@ need() {
   done
 }
 need "$INC"/stb/stb_image.h "$INC"/doctest/doctest.h "$INC"/zstd.h "$INC"/zstd_errors.h "$INC"/zdict.h \
-     "$INC"/zlib.h "$INC"/zconf.h "$LIBDIR"/libzstd.a "$LIBDIR"/libz.a
+     "$INC"/zlib.h "$INC"/zconf.h "$LIBDIR"/libzstd.a "$LIBDIR"/libz.a "$LIBDIR"/libstb.a
 ls "$FMNIST"/*.gz >/dev/null 2>&1 || { echo "prepare-device-deps: no $FMNIST/*.gz" >&2; exit 1; }
 
 rm -rf "$D"
@@ -31,7 +31,7 @@ mkdir -p "$D"/include/stb "$D"/lib "$D"/data/fashion-mnist
 cp "$INC"/stb/stb_image*.h "$D"/include/stb/
 cp -r "$INC"/doctest "$D"/include/
 cp "$INC"/zstd.h "$INC"/zstd_errors.h "$INC"/zdict.h "$INC"/zlib.h "$INC"/zconf.h "$D"/include/
-cp "$LIBDIR"/libzstd.a "$LIBDIR"/libz.a "$D"/lib/
+cp "$LIBDIR"/libzstd.a "$LIBDIR"/libz.a "$LIBDIR"/libstb.a "$D"/lib/
 cp "$FMNIST"/*.gz "$D"/data/fashion-mnist/
 
 mib=$(du -sm "$D" | cut -f1)

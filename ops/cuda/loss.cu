@@ -5,7 +5,8 @@
 //     doubles); pass 2, one block, sums the partials in double in a fixed order: mean = tot / n.
 //   cross_entropy: one group per row writes the row's loss (log-sum-exp - x[label]) into scratch
 //     (ce_scratch: N floats), then one block sums them in double: mean = tot / N.
-//   cross_entropy_bwd: one group per row, the CPU's formula (softmax * gs/s, minus gs at the label).
+//   cross_entropy_bwd: one group per row, the CPU's formula: gs * exp(x - lse), minus gs at the label,
+//     lse = log(sum exp(x - max)) + max.
 // Products and sums are written with __fmul_rn/__fadd_rn where the CPU's scalar code does plain
 // float maths, so nvcc's FMA contraction does not change the rounding.
 // Bad labels: the row is skipped and the first bad row reported through an error slot; the backend
@@ -145,7 +146,7 @@ static void cross_entropy_cuda(Tensor* y, const ExecCtx& c) {
   CUDA_LAUNCH_CHECK();
 }
 
-// o[r, j] = exp(x[r,j] - max) * (gs / s) - (j == label ? gs : 0), gs = gy / N
+// o[r, j] = gs * exp(x[r,j] - lse) - (j == label ? gs : 0), gs = gy / N
 template <int G>
 __global__ void ce_bwd_kernel(float* __restrict__ o, const float* __restrict__ x, const int32_t* __restrict__ lab,
                               const float* __restrict__ gy, int64_t N, int64_t C, unsigned long long* err) {
@@ -167,9 +168,9 @@ __global__ void ce_bwd_kernel(float* __restrict__ o, const float* __restrict__ x
     float s = 0.0f;
     for (int64_t j = t; j < C; j += G) s = __fadd_rn(s, expf(__fsub_rn(row[j], mx)));
     s = group_allreduce<G>(s, CuAdd());
-    float inv = __fdiv_rn(gs, s);
+    float lse = __fadd_rn(logf(s), mx);
     for (int64_t j = t; j < C; j += G) {
-      float v = __fmul_rn(expf(__fsub_rn(row[j], mx)), inv);
+      float v = __fmul_rn(gs, expf(__fsub_rn(row[j], lse)));
       orow[j] = j == l ? __fsub_rn(v, gs) : v;
     }
   }

@@ -1,7 +1,7 @@
 // ops/cuda/optim.cu — CUDA kernels of the Adam/AdamW update (in place on p, m, v) and of the
 // Philox random fill. One thread per element, no reductions. The update is written with explicit
 // round-to-nearest intrinsics (no FMA contraction) and IEEE division/sqrt, so it repeats the CPU's
-// float arithmetic step by step. random uses philox_element (engine/rng.h), the CPU's function:
+// float arithmetic step by step. random uses philox_block (engine/rng.h), the CPU's function:
 // uniform values are bitwise equal to the CPU's; normals go through logf/sinf/cosf, whose CUDA and
 // glibc versions can differ in the last bit.
 #include "engine/cuda/cuda_common.cuh"
@@ -45,21 +45,26 @@ static void adamw_cuda(Tensor* y, const ExecCtx& c) {
   CUDA_LAUNCH_CHECK();
 }
 
-// ctr: i32 [4] on the device = {seed_lo, seed_hi, step_lo, step_hi}
+// ctr: i32 [4] on the device = {seed_lo, seed_hi, step_lo, step_hi}. One thread per Philox block:
+// elements 4b .. 4b+3 (as the CPU fills them).
 __global__ void random_kernel(float* __restrict__ o, const int32_t* __restrict__ ctr, int64_t n, uint32_t stream,
                               int kind) {
   uint64_t seed = (uint32_t)ctr[0] | ((uint64_t)(uint32_t)ctr[1] << 32);
   uint64_t step = (uint32_t)ctr[2] | ((uint64_t)(uint32_t)ctr[3] << 32);
-  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-    o[i] = philox_element(seed, stream, step, (uint64_t)i, kind);
+  int64_t nblk = (n + 3) / 4;
+  for (int64_t b = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; b < nblk; b += (int64_t)gridDim.x * blockDim.x) {
+    float v[4];
+    philox_block(seed, stream, step, (uint64_t)b, kind, v);
+    for (int w = 0; w < 4 && b * 4 + w < n; w++) o[b * 4 + w] = v[w];
+  }
 }
 
 static void random_cuda(Tensor* y, const ExecCtx& c) {
   CudaState* st = cuda_state(c);
   int64_t n = y->numel();
   if (n == 0) return;
-  random_kernel<<<cu_blocks(n), CU_THREADS, 0, st->stream>>>((float*)y->data, (const int32_t*)y->src[0]->data, n,
-                                                             (uint32_t)y->ip[1], y->ip[0]);
+  random_kernel<<<cu_blocks((n + 3) / 4), CU_THREADS, 0, st->stream>>>((float*)y->data, (const int32_t*)y->src[0]->data,
+                                                                       n, (uint32_t)y->ip[1], y->ip[0]);
   CUDA_LAUNCH_CHECK();
 }
 

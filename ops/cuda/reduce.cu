@@ -22,16 +22,16 @@ namespace nsvq {
 
 static const int64_t RCH = 8192;  // chunk length of the two-pass path (the CPU's RCH)
 
-template <int K> __device__ __forceinline__ float red_init() {
+template <int K> __device__ __forceinline__ float cu_red_init() {
   return K == RED_MAX ? -INFINITY : K == RED_MIN ? INFINITY : 0.0f;
 }
-template <int K, class T> __device__ __forceinline__ T red_step(T acc, float v) {
+template <int K, class T> __device__ __forceinline__ T cu_red_step(T acc, float v) {
   if constexpr (K == RED_MAX) return v > acc ? (T)v : acc;
   else if constexpr (K == RED_MIN) return v < acc ? (T)v : acc;
   else if constexpr (K == RED_SUMSQ) return acc + (T)v * (T)v;
   else return acc + (T)v;
 }
-template <int K> struct RedOp {
+template <int K> struct CuRedOp {
   template <class T> __device__ __forceinline__ T operator()(T a, T b) const {
     if constexpr (K == RED_MAX) return b > a ? b : a;
     else if constexpr (K == RED_MIN) return b < a ? b : a;
@@ -51,9 +51,9 @@ __global__ void reduce_rows_kernel(const float* __restrict__ x, float* __restric
     int64_t a = w / nch, ch = w % nch;
     int64_t s = ch * chunk, len = L - s < chunk ? L - s : chunk;
     const float* p = x + a * L + s;
-    float acc = red_init<K>();
-    for (int64_t i = t; i < len; i += G) acc = red_step<K>(acc, p[i]);
-    acc = group_allreduce<G>(acc, RedOp<K>());
+    float acc = cu_red_init<K>();
+    for (int64_t i = t; i < len; i += G) acc = cu_red_step<K>(acc, p[i]);
+    acc = group_allreduce<G>(acc, CuRedOp<K>());
     if (t == 0) out[w] = acc * post;
   }
 }
@@ -81,16 +81,16 @@ __global__ void reduce_cols_kernel(const float* __restrict__ x, float* __restric
   int64_t nout = A * B, tiles = (nout + TX - 1) / TX;
   for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {  // uniform per block
     int64_t o = tile * TX + tx;
-    Acc acc = (Acc)red_init<K>();
+    Acc acc = (Acc)cu_red_init<K>();
     if (o < nout) {
       int64_t a = o / B, b = o % B;
       const float* p = x + a * L * B + b;
-      for (int64_t l = ty; l < L; l += TY) acc = red_step<K>(acc, p[l * B]);
+      for (int64_t l = ty; l < L; l += TY) acc = cu_red_step<K>(acc, p[l * B]);
     }
     sh[ty * TX + tx] = acc;
     __syncthreads();
     for (int s = TY / 2; s > 0; s >>= 1) {  // TY is a power of two
-      if (ty < s) sh[ty * TX + tx] = RedOp<K>()(sh[ty * TX + tx], sh[(ty + s) * TX + tx]);
+      if (ty < s) sh[ty * TX + tx] = CuRedOp<K>()(sh[ty * TX + tx], sh[(ty + s) * TX + tx]);
       __syncthreads();
     }
     if (ty == 0 && o < nout) out[o] = (float)sh[tx] * post;

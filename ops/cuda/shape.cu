@@ -1,5 +1,6 @@
 // ops/cuda/shape.cu — CUDA kernels of contiguous, concat and pad: strided N-d copies (CuNd, dims
-// merged as on the CPU; a plain cudaMemcpyAsync when both sides are contiguous) and a 32/16-bit fill.
+// merged as on the CPU; a plain cudaMemcpyAsync when both sides are contiguous; 32x32 shared-memory
+// tiles for transposing copies) and a 32/16-bit fill.
 // Every output element is written by exactly one thread: results are exact copies.
 #include <cstring>
 #include "engine/cuda/cuda_common.cuh"
@@ -31,6 +32,52 @@ __global__ void fill_kernel(T* __restrict__ dst, int64_t n, T bits) {
     dst[e] = bits;
 }
 
+// Transposing copies (the NCHW <-> NHWC and matrix transposes): dst is contiguous along its last
+// merged dim L and src along another dim k. Each block moves 32x32 tiles of (k, L) through shared
+// memory so that both the reads (along k) and the writes (along L) are coalesced. The block's
+// tile index w = (o, tile_k, tile_L), o running over the remaining dims.
+template <class T>
+__global__ void copy_transpose_kernel(T* __restrict__ dst, const T* __restrict__ src, CuNd<2> it, int k, int64_t outer) {
+  __shared__ T tile[32][33];
+  int L = it.ndim - 1;
+  int64_t nk = it.ne[k], nl = it.ne[L];
+  int64_t tk = (nk + 31) / 32, tl = (nl + 31) / 32;
+  int64_t dk = it.st[0][k], sl = it.st[1][L];
+  int tx = threadIdx.x, ty = threadIdx.y;  // block 32 x 8
+  for (int64_t w = blockIdx.x; w < outer * tk * tl; w += gridDim.x) {  // uniform per block
+    int64_t o = w / (tk * tl), t = w % (tk * tl);
+    int64_t i0 = (t / tl) * 32, j0 = (t % tl) * 32;
+    int64_t od = 0, os = 0, r = o;
+    for (int q = L - 1; q >= 0; q--) {
+      if (q == k) continue;
+      int64_t c = r % it.ne[q];
+      r /= it.ne[q];
+      od += c * it.st[0][q];
+      os += c * it.st[1][q];
+    }
+    __syncthreads();  // the previous tile has been written out
+    for (int rr = ty; rr < 32; rr += 8) {  // read: i = i0 + tx runs along src's unit stride
+      int64_t i = i0 + tx, j = j0 + rr;
+      if (i < nk && j < nl) tile[rr][tx] = src[os + i + j * sl];
+    }
+    __syncthreads();
+    for (int rr = ty; rr < 32; rr += 8) {  // write: j = j0 + tx runs along dst's unit stride
+      int64_t i = i0 + rr, j = j0 + tx;
+      if (i < nk && j < nl) dst[od + i * dk + j] = tile[tx][rr];
+    }
+  }
+}
+
+// The CPU's copy_transposed test: dst unit stride on L, src not, src unit stride on some k with
+// extent >= 8 (the last such). Returns k or -1.
+static int transpose_dim(const CuNd<2>& it) {
+  int L = it.ndim - 1, k = -1;
+  if (it.st[0][L] != 1 || it.st[1][L] == 1 || it.ne[L] < 8) return -1;
+  for (int q = 0; q < L; q++)
+    if (it.st[1][q] == 1 && it.ne[q] >= 8) k = q;
+  return k;
+}
+
 template <class T>
 static void copy_strided_t(CudaState* st, Tensor* dst, const Tensor* src) {
   const Tensor* ts[2] = {dst, src};
@@ -44,6 +91,11 @@ static void copy_strided_t(CudaState* st, Tensor* dst, const Tensor* src) {
       return;
     }
     copy_1d_kernel<T><<<cu_blocks(it.n), CU_THREADS, 0, st->stream>>>(d, s, it.n, it.st[0][0], it.st[1][0]);
+  } else if (int k = transpose_dim(it); k >= 0) {
+    int L = it.ndim - 1;
+    int64_t outer = it.n / (it.ne[k] * it.ne[L]);
+    int64_t tiles = outer * ((it.ne[k] + 31) / 32) * ((it.ne[L] + 31) / 32);
+    copy_transpose_kernel<T><<<cu_blocks(tiles, 1), dim3(32, 8), 0, st->stream>>>(d, s, it, k, outer);
   } else if (cu_nd_fits32(it)) {
     copy_strided_kernel<T, int32_t><<<cu_blocks(it.n), CU_THREADS, 0, st->stream>>>(d, s, it);
   } else {

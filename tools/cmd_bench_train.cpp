@@ -1,0 +1,105 @@
+// tools/cmd_bench_train.cpp — `nsvq bench train-step`: one full VQGAN training step of a preset
+// (generator forward, backward and Adam; discriminator forward, backward and Adam; vanilla VQ,
+// L1 + 0.1 hinge generator loss + VQ loss, hinge discriminator loss), timed as medians, with the
+// process's peak resident memory. tools/bench/torch_train_step.py times the same step in PyTorch.
+#include <sys/resource.h>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include "engine/rng.h"
+#include "models/discriminator.h"
+#include "models/quantizer.h"
+#include "models/vqgan.h"
+#include "ops/optim.h"
+#include "tools/args.h"
+#include "tools/commands.h"
+
+namespace nsvq {
+
+int bench_train_step(int argc, char** argv, int first) {
+  Args a("bench train-step", "Times one generator + discriminator training step of a preset.",
+         {{"preset", "", "fmnist", "fmnist | cifar10 | imagenet128"}, {"batch", "", "32", "images per step"},
+          {"codes", "", "1024", "codebook size K"}, {"reps", "", "5", "timed steps"},
+          {"device", "", "cpu", "cpu | cuda | cuda:N"}, {"threads", "t", "0", "CPU threads (0: all cores)"},
+          {"json", "", "", "one JSON object per result", true}},
+         argc, argv, first);
+  cpu_set_threads((int)a.i64("threads"));
+  std::string preset = a.str("preset");
+  int64_t B = a.i64("batch"), reps = a.i64("reps");
+  if (B < 1 || reps < 1) fail("--batch and --reps must be >= 1");
+  Backend* be = backend_by_name(a.str("device"));
+  VqganConfig cfg = vqgan_preset(preset);
+  Store st(be);
+  VqganAutoencoder ae(st, cfg, 1);
+  QuantizerConfig qc;
+  qc.kind = QuantKind::vq;
+  qc.codes = a.i64("codes");
+  qc.dim = cfg.embed_dim;
+  qc.group = GROUP_GENERATOR;
+  Quantizer quant(st, qc);
+  NLayerDiscriminator disc(st, discriminator_preset(preset), 2);
+  AdamConfig ac;
+  ac.lr = 2e-4f;
+  ac.beta1 = 0.5f;
+  ac.beta2 = 0.9f;
+  AdamW opt_g(st, st.params(GROUP_GENERATOR), ac, "adam_g");
+  AdamW opt_d(st, st.params(GROUP_DISCRIMINATOR), ac, "adam_d");
+
+  Graph g(be);
+  int64_t R = cfg.resolution;
+  Tensor* x = g.input(DType::f32, {B, cfg.in_channels, R, R}, "x");
+  QuantOut q = quant.build(g, ae.encode(g, x), true);
+  Tensor* xr = ae.decode(g, q.zq);
+  Tensor* l_rec = loss_l1(g, xr, x);
+  Tensor* l_adv = hinge_g_loss(g, disc.forward(g, xr, true));
+  Tensor* l_d = hinge_d_loss(g, disc.forward(g, x, true), disc.forward(g, detach(g, xr), true));
+  for (Tensor* l : {l_rec, l_adv, l_d, q.loss}) g.mark_loss(l);
+  g.backward({{l_rec, 1.0f}, {l_adv, 0.1f}, {q.loss, 1.0f}}, GROUP_GENERATOR);
+  g.backward({{l_d, 1.0f}}, GROUP_DISCRIMINATOR);
+  opt_g.append_update(g);
+  opt_d.append_update(g);
+  g.plan();
+
+  std::vector<float> xv((size_t)x->numel());
+  Rng r(3, 1);
+  for (float& v : xv) v = 2.0f * r.uniform() - 1.0f;
+  g.set_f32(x, xv);
+  int64_t step = 0;
+  auto run = [&] {
+    quant.begin_step(g, q, step++);
+    opt_g.begin_step(g);
+    opt_d.begin_step(g);
+    g.compute();
+  };
+  run();
+  run();
+  std::vector<double> t;
+  for (int64_t i = 0; i < reps; i++) {
+    auto s = std::chrono::steady_clock::now();
+    run();
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
+  }
+  std::sort(t.begin(), t.end());
+  double ms = t[t.size() / 2];
+  if (getenv("NSVQ_PROFILE")) {  // one more step, timed per op
+    g.set_profile(true);
+    run();
+    fprintf(stderr, "%s", g.profile_report().c_str());
+  }
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double rss = ru.ru_maxrss / 1024.0;
+  char name[128];
+  snprintf(name, sizeof name, "train-step %s b%lld", preset.c_str(), (long long)B);
+  if (a.flag("json"))
+    printf("{\"name\": \"%s\", \"ms_median\": %.3f, \"img_per_s\": %.2f, \"peak_rss_mb\": %.1f, \"threads\": %d, "
+           "\"device\": \"%s\"}\n",
+           name, ms, B * 1000.0 / ms, rss, cpu_threads(), be->name().c_str());
+  else
+    printf("%s: %.1f ms/step, %.1f img/s, peak RSS %.0f MB, %d threads, %s (%s)\n", name, ms, B * 1000.0 / ms, rss,
+           cpu_threads(), be->name().c_str(), g.plan_summary().c_str());
+  return 0;
+}
+
+}  // namespace nsvq
