@@ -104,7 +104,6 @@ constexpr std::array<std::array<micro_fn, NVMAX>, MR> make_table(std::integer_se
 }
 constexpr auto micro_table = make_table(std::make_integer_sequence<int, MR>{});
 
-
 void macro(int64_t mc, int64_t nc, int64_t kc, float alpha, const float* pa, const float* pb, float beta,
            float* c, int64_t ldc, bool a_outer) {
     const int64_t mp = (mc + MR - 1) / MR, np = (nc + NR - 1) / NR;

@@ -2,7 +2,8 @@
 // dependency of the library). Interleaves repetitions of both, reports the median GFLOP/s of each and
 // their ratio for a square 1024^3 GEMM and conv-like shapes (small M, wide N) at 1 and 2 threads.
 // Run with OPENBLAS_CORETYPE=SkylakeX: Debian's OpenBLAS mis-detects Zen 4/5 and is ~5x slow otherwise.
-// Usage: nsvq-bench-openblas [--trans] [--reps N]   (--trans adds NT/TN/TT rows for 1024^3)
+// Usage: nsvq-bench-openblas [--trans] [--reps N] [--threads T]
+//   --trans adds transposed rows; --threads runs only that thread count (default: 1 then 2).
 #include <cblas.h>
 #include <omp.h>
 
@@ -47,9 +48,11 @@ double median(std::vector<double> v) {
 int main(int argc, char** argv) {
     bool with_trans = false;
     int reps = 9;
+    std::vector<int> thread_counts = {1, 2};
     for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--trans")) with_trans = true;
         if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::max(7, std::atoi(argv[++i]));
+        if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) thread_counts = {std::max(1, std::atoi(argv[++i]))};
     }
     const char* core = std::getenv("OPENBLAS_CORETYPE");
     if (!core || !*core)
@@ -74,7 +77,7 @@ int main(int argc, char** argv) {
                 "max|diff|");
     std::mt19937 rng(1234);
     std::uniform_real_distribution<float> dist(-1.f, 1.f);
-    for (int threads : {1, 2}) {
+    for (int threads : thread_counts) {
         for (const shape& s : shapes) {
             const int64_t lda = s.ta ? s.m : s.k, ldb = s.tb ? s.k : s.n, ldc = s.n;
             std::vector<float> a(size_t(s.m * s.k)), b(size_t(s.k * s.n)), c0(size_t(s.m * s.n)),
