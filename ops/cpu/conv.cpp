@@ -112,9 +112,12 @@ void col2im_add(const Geom& g, const float* col, int64_t p0, int64_t np, float* 
       }
 }
 
-size_t conv_col_scratch(const Geom& g) { return g.direct ? 0 : (size_t)cpu_threads() * g.K * g.chunk * sizeof(float); }
-size_t conv_fwd_scratch(const Tensor* y, BackendKind) { return conv_col_scratch(geom_fwd(y)); }
-size_t conv_bwd_data_scratch(const Tensor* t, BackendKind) { return conv_col_scratch(geom_bwd_data(t)); }
+// one col buffer per CPU thread; CUDA (ops/cuda/conv.cu) uses a single one at offset 0
+size_t conv_col_scratch(const Geom& g, BackendKind b) {
+  return g.direct ? 0 : (size_t)(b == BK_CPU ? cpu_threads() : 1) * g.K * g.chunk * sizeof(float);
+}
+size_t conv_fwd_scratch(const Tensor* y, BackendKind b) { return conv_col_scratch(geom_fwd(y), b); }
+size_t conv_bwd_data_scratch(const Tensor* t, BackendKind b) { return conv_col_scratch(geom_bwd_data(t), b); }
 
 // runs body(n, sgemm_threads, col_buffer) for every image, spreading images over threads when there are enough
 template <class F>
@@ -179,10 +182,10 @@ void conv2d_bwd_data_cpu(Tensor* dx, const ExecCtx& c) {
 // dW is accumulated in PARTS partial sums: image n goes to part n % PARTS, parts are summed in order.
 const int64_t PARTS = 8;
 
-size_t conv_bwd_weight_scratch(const Tensor* dw, BackendKind) {
+size_t conv_bwd_weight_scratch(const Tensor* dw, BackendKind b) {
   Geom g = geom_bwd_weight(dw);
   int64_t parts = std::min(PARTS, g.N);
-  return conv_col_scratch(g) + (size_t)parts * g.O * g.K * sizeof(float);
+  return conv_col_scratch(g, b) + (size_t)parts * g.O * g.K * sizeof(float);
 }
 
 void conv2d_bwd_weight_cpu(Tensor* dw, const ExecCtx& c) {
