@@ -3,25 +3,7 @@
 # errors and non-zero exits on bad input, well-formed JSON lines. Usage: cli_vq_test.sh NSVQ
 set -u
 nsvq=${1:?usage: cli_vq_test.sh path/to/nsvq}
-pass=0 fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-# expect_fail NAME PATTERN CMD...: non-zero exit, exactly one stderr line, containing PATTERN
-expect_fail() {
-  local name=$1 pat=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  local lines; lines=$(wc -l <"$tmp/err")
-  if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && grep -q -- "$pat" "$tmp/err"; then pass=$((pass+1))
-  else fail=$((fail+1)); echo "FAIL: $name (rc=$rc, stderr lines=$lines): $(head -c 300 "$tmp/err")"; fi
-}
-# expect_ok NAME PATTERN CMD...: zero exit and stdout containing PATTERN
-expect_ok() {
-  local name=$1 pat=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  if [ $rc -eq 0 ] && grep -q -- "$pat" "$tmp/out"; then pass=$((pass+1))
-  else fail=$((fail+1)); echo "FAIL: $name (rc=$rc): $(head -c 300 "$tmp/out" "$tmp/err")"; fi
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 expect_ok "toy-drift help" "usage: nsvq toy-drift" "$nsvq" toy-drift --help
 expect_ok "bench vq help" "usage: nsvq bench vq" "$nsvq" bench vq --help
