@@ -2,7 +2,7 @@
 # tools/bench/conv_shapes.sh — every conv2d shape of the fmnist preset (encoder, decoder,
 # discriminator; batch 32, forward + backward), nsvq beside PyTorch (Debian python3-torch) in the same
 # run, at 1 and 2 threads; prints a markdown table with the ratio nsvq/torch (> 1: nsvq faster).
-# The Downsample's (0,1,0,1) padding is timed as padding 1 (same work). Usage: conv_shapes.sh [NSVQ]
+# The Downsample's (0,1,0,1) padding is timed as padding 1 (same work). Usage: [THREADS="1 2"] conv_shapes.sh [NSVQ]
 set -euo pipefail
 nsvq=${1:-build/bin/nsvq}
 py=/usr/bin/python3
@@ -30,7 +30,7 @@ shapes="1 32 32 3 1 1 enc.conv_in
 echo "| conv (batch 32, fwd+bwd) | where | threads | nsvq GFLOP/s | torch GFLOP/s | nsvq / torch |"
 echo "|---|---|---|---|---|---|"
 while read -r ci co hw k s p where; do
-  for t in 1 2; do
+  for t in ${THREADS:-1 2}; do
     args="--batch 32 --cin $ci --cout $co --hw $hw --kernel $k --stride $s --pad $p --reps 7"
     n=$("$nsvq" bench conv $args -t "$t" --json | sed -E 's/.*"gflops": ([0-9.]+).*/\1/')
     o=$(OMP_NUM_THREADS=$t $py "$here/torch_conv.py" $args --threads "$t" 2>/dev/null | sed -E 's/.*"gflops": ([0-9.]+).*/\1/')
