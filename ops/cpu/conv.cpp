@@ -10,6 +10,7 @@
 #include <cstring>
 #include "engine/cpu/gemm.h"
 #include "ops/cpu/cpu_kernels.h"
+#include "ops/conv_geom.h"
 #include "ops/ops_internal.h"
 
 #define NSVQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -17,31 +18,9 @@
 namespace nsvq {
 
 namespace {
-struct Geom {
-  int64_t N, C, H, W, O, kh, kw, Ho, Wo, K, P;  // P = Ho*Wo
-  int64_t sh, sw, pt, pl;
-  int64_t chunk;  // output pixels per im2col chunk
-  bool direct;    // 1x1, stride 1, no padding: col == x
-  // x, w, y: the input, weight and output tensors' shapes (whichever node carries them)
-  Geom(const Tensor* node, const Shape& x, const Shape& w, const Shape& y) {
-    N = x[0]; C = x[1]; H = x[2]; W = x[3];
-    O = w[0]; kh = w[2]; kw = w[3];
-    Ho = y[2]; Wo = y[3];
-    K = C * kh * kw;
-    P = Ho * Wo;
-    sh = node->ip[0]; sw = node->ip[1]; pt = node->ip[2]; pl = node->ip[4];
-    direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && node->ip[3] == 0 && node->ip[5] == 0;
-    int64_t c = (1 << 20) / std::max<int64_t>(K, 1);  // about 4 MiB of col per thread at most
-    chunk = std::max<int64_t>(64, std::min<int64_t>(P, c / 16 * 16));
-  }
-};
-
-Geom geom_fwd(const Tensor* y) { return Geom(y, y->src[0]->shape(), y->src[1]->shape(), y->shape()); }
-Geom geom_bwd_data(const Tensor* dx) { return Geom(dx, dx->shape(), dx->src[1]->shape(), dx->src[0]->shape()); }
-Geom geom_bwd_weight(const Tensor* dw) { return Geom(dw, dw->src[0]->shape(), dw->shape(), dw->src[1]->shape()); }
 
 // col[k, pp] for output pixels [p0, p0 + np) of one image x [C, H, W]
-void im2col(const Geom& g, const float* x, int64_t p0, int64_t np, float* col) {
+void im2col(const ConvGeom& g, const float* x, int64_t p0, int64_t np, float* col) {
   for (int64_t c = 0; c < g.C; c++)
     for (int64_t i = 0; i < g.kh; i++)
       for (int64_t j = 0; j < g.kw; j++) {
@@ -82,7 +61,7 @@ NSVQ_CLONES void add_run(float* __restrict d, const float* __restrict s, int64_t
 }
 
 // x [C, H, W] += col2im(col) for output pixels [p0, p0 + np)
-void col2im_add(const Geom& g, const float* col, int64_t p0, int64_t np, float* x) {
+void col2im_add(const ConvGeom& g, const float* col, int64_t p0, int64_t np, float* x) {
   for (int64_t c = 0; c < g.C; c++)
     for (int64_t i = 0; i < g.kh; i++)
       for (int64_t j = 0; j < g.kw; j++) {
@@ -113,15 +92,15 @@ void col2im_add(const Geom& g, const float* col, int64_t p0, int64_t np, float* 
 }
 
 // one col buffer per CPU thread; CUDA (ops/cuda/conv.cu) uses a single one at offset 0
-size_t conv_col_scratch(const Geom& g, BackendKind b) {
+size_t conv_col_scratch(const ConvGeom& g, BackendKind b) {
   return g.direct ? 0 : (size_t)(b == BK_CPU ? cpu_threads() : 1) * g.K * g.chunk * sizeof(float);
 }
-size_t conv_fwd_scratch(const Tensor* y, BackendKind b) { return conv_col_scratch(geom_fwd(y), b); }
-size_t conv_bwd_data_scratch(const Tensor* t, BackendKind b) { return conv_col_scratch(geom_bwd_data(t), b); }
+size_t conv_fwd_scratch(const Tensor* y, BackendKind b) { return conv_col_scratch(conv_geom_fwd(y), b); }
+size_t conv_bwd_data_scratch(const Tensor* t, BackendKind b) { return conv_col_scratch(conv_geom_bwd_data(t), b); }
 
 // runs body(n, sgemm_threads, col_buffer) for every image, spreading images over threads when there are enough
 template <class F>
-void for_images(const Geom& g, const ExecCtx& c, F body) {
+void for_images(const ConvGeom& g, const ExecCtx& c, F body) {
   float* scratch = (float*)c.scratch;
   if (g.N >= c.nthreads) {
 #pragma omp parallel for num_threads(c.nthreads) schedule(static)
@@ -132,7 +111,7 @@ void for_images(const Geom& g, const ExecCtx& c, F body) {
 }
 
 void conv2d_cpu(Tensor* y, const ExecCtx& c) {
-  Geom g = geom_fwd(y);
+  ConvGeom g = conv_geom_fwd(y);
   const float* x = tdata<float>(y->src[0]);
   const float* w = tdata<float>(y->src[1]);
   const float* bias = y->n_src > 2 ? tdata<float>(y->src[2]) : nullptr;
@@ -159,7 +138,7 @@ void conv2d_cpu(Tensor* y, const ExecCtx& c) {
 }
 
 void conv2d_bwd_data_cpu(Tensor* dx, const ExecCtx& c) {
-  Geom g = geom_bwd_data(dx);
+  ConvGeom g = conv_geom_bwd_data(dx);
   const float* gy = tdata<float>(dx->src[0]);
   const float* w = tdata<float>(dx->src[1]);
   float* out = tdata<float>(dx);
@@ -183,13 +162,13 @@ void conv2d_bwd_data_cpu(Tensor* dx, const ExecCtx& c) {
 const int64_t PARTS = 8;
 
 size_t conv_bwd_weight_scratch(const Tensor* dw, BackendKind b) {
-  Geom g = geom_bwd_weight(dw);
+  ConvGeom g = conv_geom_bwd_weight(dw);
   int64_t parts = std::min(PARTS, g.N);
   return conv_col_scratch(g, b) + (size_t)parts * g.O * g.K * sizeof(float);
 }
 
 void conv2d_bwd_weight_cpu(Tensor* dw, const ExecCtx& c) {
-  Geom g = geom_bwd_weight(dw);
+  ConvGeom g = conv_geom_bwd_weight(dw);
   const float* x = tdata<float>(dw->src[0]);
   const float* gy = tdata<float>(dw->src[1]);
   float* out = tdata<float>(dw);

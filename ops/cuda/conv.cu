@@ -17,41 +17,19 @@
 #include <algorithm>
 #include <climits>
 #include "engine/cuda/cuda_common.cuh"
+#include "ops/conv_geom.h"
 #include "ops/ops_internal.h"
 
 namespace nsvq {
 
 namespace {
 
-// The CPU's Geom (ops/cpu/conv.cpp), same chunk rule.
-struct Geom {
-  int64_t N, C, H, W, O, kh, kw, Ho, Wo, K, P;
-  int64_t sh, sw, pt, pl;
-  int64_t chunk;
-  bool direct;
-  Geom(const Tensor* node, const Shape& x, const Shape& w, const Shape& y) {
-    N = x[0]; C = x[1]; H = x[2]; W = x[3];
-    O = w[0]; kh = w[2]; kw = w[3];
-    Ho = y[2]; Wo = y[3];
-    K = C * kh * kw;
-    P = Ho * Wo;
-    sh = node->ip[0]; sw = node->ip[1]; pt = node->ip[2]; pl = node->ip[4];
-    direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && node->ip[3] == 0 && node->ip[5] == 0;
-    int64_t c = (1 << 20) / std::max<int64_t>(K, 1);
-    chunk = std::max<int64_t>(64, std::min<int64_t>(P, c / 16 * 16));
-  }
-};
-
-Geom geom_fwd(const Tensor* y) { return Geom(y, y->src[0]->shape(), y->src[1]->shape(), y->shape()); }
-Geom geom_bwd_data(const Tensor* dx) { return Geom(dx, dx->shape(), dx->src[1]->shape(), dx->src[0]->shape()); }
-Geom geom_bwd_weight(const Tensor* dw) { return Geom(dw, dw->src[0]->shape(), dw->shape(), dw->src[1]->shape()); }
-
 // Geometry handed to the kernels (by value).
 struct ConvK {
   int64_t C, H, W, kh, kw, Ho, Wo, sh, sw, pt, pl;
 };
 
-ConvK conv_k(const Geom& g) { return {g.C, g.H, g.W, g.kh, g.kw, g.Ho, g.Wo, g.sh, g.sw, g.pt, g.pl}; }
+ConvK conv_k(const ConvGeom& g) { return {g.C, g.H, g.W, g.kh, g.kw, g.Ho, g.Wo, g.sh, g.sw, g.pt, g.pl}; }
 
 // ---------------------------------------------------------------- kernels (I: int32_t or int64_t index maths)
 
@@ -143,14 +121,14 @@ void rm_gemm(CudaState* st, bool ta, bool tb, int64_t M, int64_t N, int64_t Kd, 
 
 // The col buffer: K*chunk floats at the start of the scratch (the CPU's query returns cpu_threads()
 // times that, or more for the weight gradient).
-float* col_buffer(const ExecCtx& c, const Geom& g, const char* op) {
+float* col_buffer(const ExecCtx& c, const ConvGeom& g, const char* op) {
   size_t need = (size_t)g.K * g.chunk * sizeof(float);
   if (!c.scratch || c.scratch_bytes < need)
     fail("%s (cuda): scratch of %zu bytes, need %zu", op, c.scratch_bytes, need);
   return (float*)c.scratch;
 }
 
-void launch_im2col(CudaState* st, const Geom& g, const float* xn, int64_t p0, int64_t np, float* col) {
+void launch_im2col(CudaState* st, const ConvGeom& g, const float* xn, int64_t p0, int64_t np, float* col) {
   int64_t total = g.K * np;
   unsigned blocks = cu_blocks(total);
   if (fits32(total) && fits32(g.C * g.H * g.W))
@@ -165,7 +143,7 @@ void launch_im2col(CudaState* st, const Geom& g, const float* xn, int64_t p0, in
 
 void conv2d_cuda(Tensor* y, const ExecCtx& c) {
   CudaState* st = cuda_state(c);
-  Geom g = geom_fwd(y);
+  ConvGeom g = conv_geom_fwd(y);
   if (y->numel() == 0) return;
   const float* x = (const float*)y->src[0]->data;
   const float* w = (const float*)y->src[1]->data;
@@ -202,7 +180,7 @@ void conv2d_cuda(Tensor* y, const ExecCtx& c) {
 
 void conv2d_bwd_data_cuda(Tensor* dx, const ExecCtx& c) {
   CudaState* st = cuda_state(c);
-  Geom g = geom_bwd_data(dx);
+  ConvGeom g = conv_geom_bwd_data(dx);
   if (dx->numel() == 0) return;
   const float* gy = (const float*)dx->src[0]->data;
   const float* w = (const float*)dx->src[1]->data;
@@ -251,7 +229,7 @@ const int64_t PARTS = 8;  // direct path: the CPU's partial sums
 
 void conv2d_bwd_weight_cuda(Tensor* dw, const ExecCtx& c) {
   CudaState* st = cuda_state(c);
-  Geom g = geom_bwd_weight(dw);
+  ConvGeom g = conv_geom_bwd_weight(dw);
   if (dw->numel() == 0) return;
   const float* x = (const float*)dw->src[0]->data;
   const float* gy = (const float*)dw->src[1]->data;
