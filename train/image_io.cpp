@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include "engine/tensor.h"
+#include "train/atomic_file.h"
 #include "train/metrics.h"
 
 namespace nsvq {
@@ -82,10 +83,14 @@ void image_write_png(const std::string& path, const Image& im) {
   std::vector<uint8_t> hwc((size_t)(im.C * im.H * im.W));
   for (int64_t c = 0; c < im.C; c++)
     for (int64_t i = 0; i < im.H * im.W; i++) hwc[i * im.C + c] = im.px[c * im.H * im.W + i];
-  std::string tmp = path + ".tmp";
-  if (!stbi_write_png(tmp.c_str(), (int)im.W, (int)im.H, (int)im.C, hwc.data(), (int)(im.W * im.C)))
-    fail("%s: cannot write PNG", path.c_str());
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("%s: cannot rename temporary file (%s)", path.c_str(), strerror(errno));
+  std::vector<uint8_t> png;
+  auto sink = [](void* ctx, void* data, int size) {
+    auto* v = (std::vector<uint8_t>*)ctx;
+    v->insert(v->end(), (uint8_t*)data, (uint8_t*)data + size);
+  };
+  if (!stbi_write_png_to_func(sink, &png, (int)im.W, (int)im.H, (int)im.C, hwc.data(), (int)(im.W * im.C)))
+    fail("%s: cannot encode PNG", path.c_str());
+  write_file_atomic(path, png.data(), png.size());
 }
 
 Image image_from_float(const float* x, int64_t C, int64_t H, int64_t W) {

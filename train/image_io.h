@@ -19,7 +19,7 @@ Image image_read(const std::string& path, int channels);
 Image image_resize(const Image& im, int64_t h, int64_t w);
 // Resize so the short side is `side`, then cut the centred side x side square.
 Image image_resize_center_crop(const Image& im, int64_t side);
-// Writes 1- or 3-channel planar uint8 as PNG, atomically (temporary file + rename).
+// Writes 1- or 3-channel planar uint8 as PNG, atomically (train/atomic_file.h).
 void image_write_png(const std::string& path, const Image& im);
 // float [C, H, W] in [-1, 1] -> uint8 planar (method.md §7.4 rounding)
 Image image_from_float(const float* x, int64_t C, int64_t H, int64_t W);

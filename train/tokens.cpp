@@ -1,15 +1,13 @@
 // train/tokens.cpp — .nsvqt token files: header, CRC-32 checksums, zstd payload, atomic writes.
 #include "train/tokens.h"
-#include <fcntl.h>
-#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include "engine/tensor.h"
+#include "train/atomic_file.h"
 
 namespace nsvq {
 
@@ -27,26 +25,6 @@ uint32_t get32(const uint8_t* p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 |
 uint64_t get64(const uint8_t* p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
 uint32_t crc(const uint8_t* p, size_t n) { return (uint32_t)crc32(crc32(0L, Z_NULL, 0), p, (uInt)n); }
 }  // namespace
-
-void write_file_atomic(const std::string& path, const void* data, size_t n) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) fail("%s: cannot create (%s)", tmp.c_str(), strerror(errno));
-  const char* p = (const char*)data;
-  size_t left = n;
-  while (left > 0) {
-    ssize_t w = ::write(fd, p, left);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      ::close(fd);
-      fail("%s: write failed (%s)", tmp.c_str(), strerror(errno));
-    }
-    p += w;
-    left -= (size_t)w;
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) fail("%s: cannot flush to disk (%s)", tmp.c_str(), strerror(errno));
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("%s: cannot rename into place (%s)", path.c_str(), strerror(errno));
-}
 
 void tokens_write(const std::string& path, const TokenFile& t, int level) {
   if (t.n < 0 || t.h < 1 || t.w < 1 || t.K < 1 || (int64_t)t.idx.size() != t.n * t.h * t.w)

@@ -30,7 +30,5 @@ struct TokenFile {
 // Atomic write (temporary file, fsync, rename). zstd level 19 is small and still fast at these sizes.
 void tokens_write(const std::string& path, const TokenFile& t, int zstd_level = 19);
 TokenFile tokens_read(const std::string& path);
-// Writes n bytes to path atomically: temporary file in the same folder, fsync, rename.
-void write_file_atomic(const std::string& path, const void* data, size_t n);
 
 }  // namespace nsvq
