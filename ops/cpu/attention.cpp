@@ -8,8 +8,6 @@
 #include "ops/elementwise_math.h"
 #include "ops/ops_internal.h"
 
-#define NSVQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-
 namespace nsvq {
 
 namespace {

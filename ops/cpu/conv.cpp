@@ -13,8 +13,6 @@
 #include "ops/conv_geom.h"
 #include "ops/ops_internal.h"
 
-#define NSVQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-
 namespace nsvq {
 
 namespace {

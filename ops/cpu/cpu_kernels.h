@@ -7,6 +7,9 @@
 #include <cmath>
 #include "engine/op_table.h"
 
+// Hot loops are compiled for AVX-512, AVX2 and baseline x86-64; the loader picks one at run time.
+#define NSVQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
 namespace nsvq {
 
 template <class T> inline T* tdata(Tensor* t) { return (T*)t->data; }

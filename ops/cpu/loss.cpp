@@ -48,8 +48,6 @@ static void loss_bwd_cpu(Tensor* y, const ExecCtx& c) {
   }
 }
 
-#define NSVQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-
 // log(sum(exp(x))) of one row, computed stably around the row max
 NSVQ_CLONES float row_logsumexp(const float* __restrict x, int64_t n) {
   float mx = lane_max(x, n);

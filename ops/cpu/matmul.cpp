@@ -6,8 +6,6 @@
 #include "ops/elementwise_math.h"
 #include "ops/ops_internal.h"
 
-#define NSVQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-
 namespace nsvq {
 
 static void matmul_cpu(Tensor* y, const ExecCtx& c) {

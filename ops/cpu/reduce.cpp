@@ -8,8 +8,6 @@
 #include "ops/elementwise_math.h"
 #include "ops/ops_internal.h"
 
-#define NSVQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-
 namespace nsvq {
 
 static const int64_t RCH = 8192;

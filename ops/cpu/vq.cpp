@@ -33,8 +33,6 @@
 #include "ops/ops_internal.h"
 #include "ops/vq.h"
 
-#define VQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-
 namespace nsvq {
 
 namespace {
@@ -65,7 +63,7 @@ int threads_for(double work, int64_t items, int nthreads) {
 // ---------------------------------------------------------------- vectorised row loops
 
 // |x|^2 in 8 fixed lanes (deterministic, vectorises)
-VQ_CLONES float norm_sq(const float* __restrict x, int64_t D) {
+NSVQ_CLONES float norm_sq(const float* __restrict x, int64_t D) {
   float acc[8] = {};
   int64_t i = 0;
   for (; i + 8 <= D; i += 8)
@@ -129,7 +127,7 @@ void lanes_init(Lanes* L) {
 }
 
 // Folds one tile row (codes k0..k0+n) into the lanes' minima; returns the row's running minimum.
-VQ_CLONES float lanes_min(Lanes* __restrict L, const float* __restrict t, const float* __restrict en, float zn,
+NSVQ_CLONES float lanes_min(Lanes* __restrict L, const float* __restrict t, const float* __restrict en, float zn,
                           int64_t n, int32_t k0) {
   float bv[LANES];
   int32_t bi[LANES];
@@ -165,7 +163,7 @@ VQ_CLONES float lanes_min(Lanes* __restrict L, const float* __restrict t, const 
 }
 
 // acc = acc * rescale + exp(-d / tau - m) per lane, for one tile row; c = log2(e) / tau, o = m log2(e)
-VQ_CLONES void lanes_expsum(Lanes* __restrict L, const float* __restrict t, const float* __restrict en, float zn,
+NSVQ_CLONES void lanes_expsum(Lanes* __restrict L, const float* __restrict t, const float* __restrict en, float zn,
                             int64_t n, float c, float o, float rescale) {
   float acc[LANES];
   for (int j = 0; j < LANES; j++) acc[j] = L->acc[j] * rescale;
@@ -178,7 +176,7 @@ VQ_CLONES void lanes_expsum(Lanes* __restrict L, const float* __restrict t, cons
 
 // In place: dots -> dense-loss weights min(1, lambda K e^x), x = -d/tau - LSE (0 below the floor), of
 // one row whose winner is at local index ks (maybe outside the tile: then no winner here).
-VQ_CLONES void row_weights(float* __restrict t, const float* __restrict en, float zn, int64_t n, float inv_tau,
+NSVQ_CLONES void row_weights(float* __restrict t, const float* __restrict en, float zn, int64_t n, float inv_tau,
                            float lse, float lam_k) {
   const float c = inv_tau * LOG2E, o = lse * LOG2E, floor2 = VQ_EXP_FLOOR * LOG2E;
   for (int64_t i = 0; i < n; i++) {
@@ -188,7 +186,7 @@ VQ_CLONES void row_weights(float* __restrict t, const float* __restrict en, floa
 }
 
 // The same, also adding the row into the column sums S += w, Q += w |z|^2
-VQ_CLONES void row_weights_acc(float* __restrict t, const float* __restrict en, float zn, int64_t n, float inv_tau,
+NSVQ_CLONES void row_weights_acc(float* __restrict t, const float* __restrict en, float zn, int64_t n, float inv_tau,
                                float lse, float lam_k, float* __restrict S, float* __restrict Q) {
   const float c = inv_tau * LOG2E, o = lse * LOG2E, floor2 = VQ_EXP_FLOOR * LOG2E;
   for (int64_t i = 0; i < n; i++) {
