@@ -286,6 +286,17 @@ QuantStats Quantizer::read_stats(const Graph& g, const QuantOut& o) const {
   return s;
 }
 
+Tensor* Quantizer::lookup(Graph& g, Tensor* idx) const {
+  if (idx->dtype != DType::i32 || (idx->ndim != 1 && idx->ndim != 3))
+    fail("quantizer: code indices %s must be i32 [N] or [B, h, w]", idx->desc().c_str());
+  Tensor* E = embedding_;
+  if (cfg_.kind == QuantKind::simvq) E = simvq_codebook(g, embedding_, proj_w_, proj_b_);
+  if (cfg_.kind == QuantKind::vq_l2) E = vq_l2_normalize(g, embedding_);
+  Tensor* q = get_rows(g, E, idx);  // [..., D]
+  if (idx->ndim == 1) return q;
+  return contiguous(g, permute(g, q, {0, 3, 1, 2}));
+}
+
 // ---------------------------------------------------------------- host access
 
 std::vector<float> Quantizer::codebook() const {

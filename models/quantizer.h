@@ -124,6 +124,10 @@ class Quantizer {
   void begin_step(Graph& g, const QuantOut& o, int64_t step);
   QuantStats read_stats(const Graph& g, const QuantOut& o) const;
 
+  // The quantized vectors of code indices, as the decoder sees them in evaluation (vq-l2: the
+  // normalised codes; simvq: C W^T + b): idx i32 [B, h, w] -> [B, D, h, w], or [N] -> [N, D].
+  Tensor* lookup(Graph& g, Tensor* idx) const;
+
   Tensor* embedding() const { return embedding_; }
   // The codebook the decoder sees, [K, D] on the host (simvq: C W^T + b).
   std::vector<float> codebook() const;

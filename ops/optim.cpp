@@ -68,6 +68,10 @@ const AdamConfig& AdamW::config(int group) const {
   return it == groups_.end() ? default_ : it->second;
 }
 
+void AdamW::set_lr_mult(const std::vector<Tensor*>& params, float mult) {
+  for (Tensor* p : params) lr_mult_[p] = mult;
+}
+
 void AdamW::set_lr(int group, float lr) {
   AdamConfig c = config(group);
   c.lr = lr;
@@ -88,13 +92,16 @@ Tensor* AdamW::append_update(Graph& g) {
   }
   Tensor* norm = global_grad_norm(g, grads);
   g.mark_output(norm);
-  Tensor* coef = clip_norm > 0.0f ? clip_coef(g, norm, clip_norm) : nullptr;
+  // norm - norm is 0, or NaN when the norm is not finite: the update kernels then skip the step
+  Tensor* coef = clip_norm > 0.0f ? clip_coef(g, norm, clip_norm) : g.constant({}, 1.0f);
+  coef = add(g, coef, sub(g, norm, norm));
   hp_.clear();
   for (size_t k = 0; k < which.size(); k++) {
     size_t i = which[k];
-    int grp = params_[i]->group;
-    if (!hp_.count(grp)) hp_[grp] = g.input(DType::f32, {ADAM_HP_COUNT}, "adam.hp." + std::to_string(grp));
-    adamw_update(g, params_[i], grads[k], m_[i], v_[i], hp_[grp], coef);
+    auto it = lr_mult_.find(params_[i]);
+    std::pair<int, float> key(params_[i]->group, it == lr_mult_.end() ? 1.0f : it->second);
+    if (!hp_.count(key)) hp_[key] = g.input(DType::f32, {ADAM_HP_COUNT}, "adam.hp." + std::to_string(key.first));
+    adamw_update(g, params_[i], grads[k], m_[i], v_[i], hp_[key], coef);
   }
   return norm;
 }
@@ -102,9 +109,9 @@ Tensor* AdamW::append_update(Graph& g) {
 void AdamW::begin_step(Graph& g) {
   step_++;
   for (auto& kv : hp_) {
-    const AdamConfig& c = config(kv.first);
+    const AdamConfig& c = config(kv.first.first);
     float hp[ADAM_HP_COUNT];
-    hp[HP_LR] = c.lr;
+    hp[HP_LR] = c.lr * kv.first.second;
     hp[HP_B1] = c.beta1;
     hp[HP_B2] = c.beta2;
     hp[HP_EPS] = c.eps;

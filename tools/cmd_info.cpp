@@ -11,7 +11,8 @@ namespace nsvq {
 
 int cmd_info(int argc, char** argv, int first) {
   Args a("info", "Prints version, build, SIMD level, threads and CUDA devices.",
-         {{"threads", "t", "0", "CPU threads (0: all cores)"}}, argc, argv, first);
+         {{"threads", "t", "0", "CPU threads (0: all cores)"}, {"model", "m", "", "a checkpoint: print its config, parameter counts, step, stage and stored metrics"}}, argc, argv, first);
+  if (!a.str("model").empty()) return info_checkpoint(a.str("model"));
   cpu_set_threads((int)a.i64("threads"));
   printf("nsvq %s\n", NSVQ_VERSION);
   printf("build: %s%s\n", NSVQ_BUILD_TYPE,

@@ -1,12 +1,21 @@
 // tools/commands.h — the nsvq subcommands (one function each, argv[first..] are its arguments).
 #pragma once
+#include <string>
 
 namespace nsvq {
 int cmd_info(int argc, char** argv, int first);
 int cmd_bench(int argc, char** argv, int first);
 int cmd_fmnist_mlp(int argc, char** argv, int first);
 int cmd_toy_drift(int argc, char** argv, int first);
+int cmd_fdnet(int argc, char** argv, int first);
+int cmd_train(int argc, char** argv, int first);
+int cmd_eval(int argc, char** argv, int first);
+int cmd_tokenize(int argc, char** argv, int first);
+int cmd_decode(int argc, char** argv, int first);
+int cmd_reconstruct(int argc, char** argv, int first);
+int info_checkpoint(const std::string& path);
 int bench_vq(int argc, char** argv, int first);
 int bench_train_step(int argc, char** argv, int first);
 int bench_model(int argc, char** argv, int first);
+int bench_tokenize(int argc, char** argv, int first);
 }  // namespace nsvq

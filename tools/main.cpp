@@ -9,10 +9,16 @@
 static const char* USAGE =
     "usage: nsvq <command> [options]   (nsvq <command> --help for its options)\n"
     "commands:\n"
-    "  info          version, build, SIMD level, threads, CUDA devices and architectures\n"
+    "  train         train a VQGAN tokenizer: --preset quickstart|fmnist|cifar10|imagenet128 --quantizer nsvq|vq|...\n"
+    "  eval          evaluate a tokenizer: -m CKPT [--data ...] [--n N] [--json]\n"
+    "  tokenize      images to code indices: -m CKPT IMAGES... -o TOKENS.nsvqt\n"
+    "  decode        code indices to PNGs: -m CKPT TOKENS.nsvqt -o DIR\n"
+    "  reconstruct   one image through the tokenizer: -m CKPT IN.png -o OUT.png\n"
+    "  info          version, build, SIMD level, threads, CUDA devices; info -m CKPT: a checkpoint's config and metrics\n"
     "  bench         benchmarks: bench gemm --m M --n N --k K | bench ops  [--json] [--device cpu|cuda]\n"
     "  fmnist-mlp    train an MLP classifier on Fashion-MNIST with the engine and report test accuracy\n"
     "  toy-drift     2-D drift experiment: --quantizer vq|vq-l2|ema|simvq|nsvq --drift translate|shrink|expand\n"
+    "  fd-net        train the fd_proxy feature network (a proxy for rFID): fd-net train --data fmnist --out F\n"
     "  --version     print the version\n";
 
 int main(int argc, char** argv) {
@@ -33,7 +39,13 @@ int main(int argc, char** argv) {
     if (cmd == "info") return nsvq::cmd_info(argc, argv, 2);
     if (cmd == "bench") return nsvq::cmd_bench(argc, argv, 2);
     if (cmd == "fmnist-mlp") return nsvq::cmd_fmnist_mlp(argc, argv, 2);
+    if (cmd == "train") return nsvq::cmd_train(argc, argv, 2);
+    if (cmd == "eval") return nsvq::cmd_eval(argc, argv, 2);
+    if (cmd == "tokenize") return nsvq::cmd_tokenize(argc, argv, 2);
+    if (cmd == "decode") return nsvq::cmd_decode(argc, argv, 2);
+    if (cmd == "reconstruct") return nsvq::cmd_reconstruct(argc, argv, 2);
     if (cmd == "toy-drift") return nsvq::cmd_toy_drift(argc, argv, 2);
+    if (cmd == "fd-net") return nsvq::cmd_fdnet(argc, argv, 2);
     fprintf(stderr, "nsvq: unknown command '%s' (see nsvq --help)\n", cmd.c_str());
     return 2;
   } catch (const std::exception& e) {

@@ -24,6 +24,7 @@ Image image_read(const std::string& path, int channels) {
   if (!data) fail("%s: not a readable image (%s)", path.c_str(), stbi_failure_reason());
   Image im;
   im.C = channels;
+  im.src_channels = n;
   im.H = h;
   im.W = w;
   im.px.resize((size_t)channels * h * w);

@@ -10,6 +10,7 @@ namespace nsvq {
 struct Image {
   int64_t C = 0, H = 0, W = 0;
   std::vector<uint8_t> px;  // planar [C, H, W]
+  int src_channels = 0;     // image_read: channels in the file (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA)
 };
 
 // Decodes a file into `channels` channels (1: gray, 3: RGB; gray and RGBA inputs are converted,

@@ -14,6 +14,7 @@ static void adamw_cpu(Tensor* y, const ExecCtx& c) {
   float* v = tdata<float>(y->src[3]);
   const float* hp = tdata<float>(y->src[4]);
   float gs = y->n_src > 5 ? tdata<float>(y->src[5])[0] : 1.0f;
+  if (!std::isfinite(gs)) return;  // a non-finite gradient norm: the step is skipped (p, m, v unchanged)
   float lr = hp[HP_LR], b1 = hp[HP_B1], b2 = hp[HP_B2], eps = hp[HP_EPS], wd = hp[HP_WD];
   float bc1 = hp[HP_BC1], bc2 = hp[HP_BC2];
   bool decoupled = hp[HP_DECOUPLED] != 0.0f;

@@ -16,6 +16,7 @@ __global__ void adamw_kernel(float* __restrict__ p, const float* __restrict__ gr
                              float* __restrict__ v, const float* __restrict__ hp, const float* __restrict__ gscale,
                              int64_t n) {
   float gs = gscale ? gscale[0] : 1.0f;
+  if (!isfinite(gs)) return;  // a non-finite gradient norm: the step is skipped (p, m, v unchanged)
   float lr = hp[HP_LR], b1 = hp[HP_B1], b2 = hp[HP_B2], eps = hp[HP_EPS], wd = hp[HP_WD];
   float bc1 = hp[HP_BC1], bc2 = hp[HP_BC2];
   bool decoupled = hp[HP_DECOUPLED] != 0.0f;

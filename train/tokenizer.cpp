@@ -1,0 +1,215 @@
+// train/tokenizer.cpp — the inference model, its cached evaluation graphs, checkpoint loading for
+// inference and the evaluation loop (train/tokenizer.h).
+#include "train/tokenizer.h"
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include "models/json.h"
+#include "models/safetensors.h"
+#include "train/metrics.h"
+
+namespace nsvq {
+
+enum { MODE_RECON = 0, MODE_ENCODE = 1, MODE_DECODE = 2 };
+
+struct TokenizerModel::Runner {
+  Graph g;
+  Tensor *x = nullptr, *idx_in = nullptr, *xr = nullptr, *idx = nullptr, *z = nullptr, *dist = nullptr;
+  explicit Runner(Backend* be) : g(be) {}
+};
+
+TokenizerModel::TokenizerModel(Store& st, const TrainConfig& cfg) : st_(st), cfg_(cfg), vc_(cfg.vqgan_config()) {
+  ae_ = std::make_unique<VqganAutoencoder>(st, vc_, (uint64_t)cfg.seed);
+  quant_ = std::make_unique<Quantizer>(st, cfg.quantizer_config(vc_.embed_dim));
+}
+
+TokenizerModel::~TokenizerModel() = default;
+
+void TokenizerModel::drop_graphs() { graphs_.clear(); }
+
+std::vector<Tensor*> TokenizerModel::weights() const {
+  std::vector<Tensor*> w;
+  for (Tensor* t : st_.tensors())
+    if (t->has(TF_PARAM) && t->name.rfind("quantize.", 0) != 0) w.push_back(t);  // autoencoder
+  for (const char* n : {"embedding.weight", "embedding_proj.weight", "embedding_proj.bias"})
+    if (Tensor* t = st_.find(std::string("quantize.") + n)) w.push_back(t);
+  return w;
+}
+
+TokenizerModel::Runner& TokenizerModel::runner(int mode, int64_t B) {
+  auto key = std::make_pair(mode, B);
+  auto it = graphs_.find(key);
+  if (it != graphs_.end()) return *it->second;
+  auto r = std::make_unique<Runner>(st_.backend());
+  Graph& g = r->g;
+  const int64_t C = vc_.in_channels, R = vc_.resolution, h = grid();
+  if (mode == MODE_DECODE) {
+    r->idx_in = g.input(DType::i32, {B, h, h}, "indices");
+    r->xr = ae_->decode(g, quant_->lookup(g, r->idx_in));
+    g.mark_output(r->xr);
+  } else {
+    r->x = g.input(DType::f32, {B, C, R, R}, "x");
+    r->z = ae_->encode(g, r->x);
+    QuantOut q = quant_->build(g, r->z, false);
+    r->idx = q.indices;
+    r->dist = vq_min_dist(g, q.search);
+    g.mark_output(r->dist);
+    g.mark_output(r->z);
+    if (mode == MODE_RECON) {
+      r->xr = ae_->decode(g, q.zq);
+      g.mark_output(r->xr);
+    }
+  }
+  g.plan();
+  return *(graphs_[key] = std::move(r));
+}
+
+template <class T>
+static void copy_out(const std::vector<T>& v, T* dst) {
+  std::copy(v.begin(), v.end(), dst);
+}
+
+void TokenizerModel::reconstruct(const float* x, int64_t B, float* xr, int32_t* idx, float* z_e, double* qerr) {
+  Runner& r = runner(MODE_RECON, B);
+  r.g.set_f32(r.x, x, (size_t)r.x->numel());
+  r.g.compute();
+  if (xr) copy_out(r.g.get_f32(r.xr), xr);
+  if (idx) copy_out(r.g.get_i32(r.idx), idx);
+  if (z_e) copy_out(r.g.get_f32(r.z), z_e);
+  if (qerr) {
+    std::vector<float> d = r.g.get_f32(r.dist);
+    double s = 0;
+    for (float v : d) s += v;
+    *qerr = s;
+  }
+}
+
+void TokenizerModel::encode(const float* x, int64_t B, int32_t* idx) {
+  Runner& r = runner(MODE_ENCODE, B);
+  r.g.set_f32(r.x, x, (size_t)r.x->numel());
+  r.g.compute();
+  copy_out(r.g.get_i32(r.idx), idx);
+}
+
+void TokenizerModel::decode(const int32_t* idx, int64_t B, float* xr) {
+  Runner& r = runner(MODE_DECODE, B);
+  const int64_t n = r.idx_in->numel();
+  for (int64_t i = 0; i < n; i++)
+    if (idx[i] < 0 || idx[i] >= cfg_.codes) fail("code index %d out of range (codebook has %lld codes)", idx[i], (long long)cfg_.codes);
+  r.g.set_i32(r.idx_in, idx, (size_t)n);
+  r.g.compute();
+  copy_out(r.g.get_f32(r.xr), xr);
+}
+
+// ------------------------------------------------------------------------------- loading
+
+LoadedTokenizer tokenizer_load(const std::string& path, Backend* be, bool use_ema) {
+  LoadedTokenizer L;
+  L.path = path;
+  SafetensorsFile f = safetensors_read(path);
+  L.metadata = f.metadata;
+  auto cfg_it = f.metadata.find("config");
+  auto fmt_it = f.metadata.find("format");
+  if (cfg_it == f.metadata.end() || fmt_it == f.metadata.end() || fmt_it->second != "nsvq-tokenizer-1")
+    fail("%s: not an nsvq tokenizer checkpoint (no format \"nsvq-tokenizer-1\" and config in its metadata)", path.c_str());
+  TrainConfig cfg = train_config_from_json(cfg_it->second, path);
+  L.store = std::make_unique<Store>(be);
+  L.model = std::make_unique<TokenizerModel>(*L.store, cfg);
+  std::vector<Tensor*> targets = L.model->weights();
+  L.ema_weights = use_ema && cfg.weight_ema > 0 && f.find("model_ema." + targets[0]->name);
+  std::vector<std::string> missing, bad;
+  for (Tensor* t : targets) {
+    std::string name = (L.ema_weights ? "model_ema." : "") + t->name;
+    const SafetensorsEntry* e = f.find(name);
+    if (!e) {
+      missing.push_back(name);
+      continue;
+    }
+    bool shape_ok = (int)e->shape.size() == t->ndim;
+    for (int d = 0; shape_ok && d < t->ndim; d++) shape_ok = e->shape[(size_t)d] == t->ne[d];
+    if (!shape_ok || e->dtype != "F32" || t->dtype != DType::f32) {
+      bad.push_back(name);
+      continue;
+    }
+    L.store->upload(t, f.data(*e), (size_t)t->numel() * 4);
+  }
+  if (!missing.empty() || !bad.empty()) {
+    std::string m;
+    for (size_t i = 0; i < missing.size() && i < 8; i++) m += (i ? ", " : "") + missing[i];
+    if (missing.size() > 8) m += ", ...";
+    std::string b;
+    for (size_t i = 0; i < bad.size() && i < 8; i++) b += (i ? ", " : "") + bad[i];
+    fail("%s: does not match its own config:%s%s%s%s", path.c_str(), missing.empty() ? "" : " missing ", m.c_str(),
+         bad.empty() ? "" : " mis-shaped ", b.c_str());
+  }
+  return L;
+}
+
+// ------------------------------------------------------------------------------- evaluation
+
+std::string EvalResult::json() const {
+  std::string s = "{\"images\": " + std::to_string(images);
+  s += ", \"utilization\": " + json_number(utilization);
+  s += ", \"perplexity\": " + json_number(perplexity);
+  s += ", \"quant_error\": " + json_number(quant_error);
+  s += ", \"psnr\": " + json_number(psnr);
+  s += ", \"ssim\": " + json_number(ssim);
+  if (fd_proxy >= 0) s += ", \"fd_proxy\": " + json_number(fd_proxy);
+  return s + "}";
+}
+
+EvalResult tokenizer_evaluate(TokenizerModel& m, const Dataset& d, int64_t n, int64_t batch, FdFeatures* fd,
+                              std::vector<float>* recon, int64_t recon_n) {
+  if (d.C != m.channels() || d.S != m.resolution())
+    fail("dataset %s has %lldx%lldx%lld images, the model takes %lldx%lldx%lld", d.name.c_str(), (long long)d.C,
+         (long long)d.S, (long long)d.S, (long long)m.channels(), (long long)m.resolution(), (long long)m.resolution());
+  n = std::min(n, d.size());
+  if (n < 1) fail("nothing to evaluate: the dataset has no images");
+  EvalResult r;
+  r.images = n;
+  r.counts.assign((size_t)m.codes(), 0);
+  const int64_t C = m.channels(), S = m.resolution(), per = C * S * S, hw = m.grid() * m.grid();
+  std::unique_ptr<FeatureStats> fr, ff;
+  double qsum = 0, psnr_sum = 0, ssim_sum = 0;
+  int64_t psnr_n = 0;
+  std::vector<float> x, xr;
+  std::vector<int32_t> idx;
+  std::vector<uint8_t> a((size_t)per), b((size_t)per);
+  for (int64_t i0 = 0; i0 < n; i0 += batch) {
+    const int64_t B = std::min(batch, n - i0);
+    x.resize((size_t)(B * per));
+    xr.resize((size_t)(B * per));
+    idx.resize((size_t)(B * hw));
+    for (int64_t b0 = 0; b0 < B; b0++) dataset_sample(d, i0 + b0, x.data() + b0 * per, false, 0);
+    double q = 0;
+    m.reconstruct(x.data(), B, xr.data(), idx.data(), nullptr, &q);
+    qsum += q;
+    for (int32_t k : idx) r.counts[(size_t)k]++;
+    for (int64_t b0 = 0; b0 < B; b0++) {
+      for (int64_t j = 0; j < per; j++) {
+        a[(size_t)j] = to_uint8(x[(size_t)(b0 * per + j)]);
+        b[(size_t)j] = to_uint8(xr[(size_t)(b0 * per + j)]);
+      }
+      double p = psnr_u8(a.data(), b.data(), per);
+      if (std::isfinite(p)) {  // identical images (infinite PSNR) are left out of the mean
+        psnr_sum += p;
+        psnr_n++;
+      }
+      ssim_sum += ssim_u8(a.data(), b.data(), C, S, S);
+    }
+    (void)fd;  // FDHOOK
+    if (recon)
+      for (int64_t b0 = 0; b0 < B && (int64_t)recon->size() < 2 * recon_n * per; b0++) {
+        recon->insert(recon->end(), x.begin() + b0 * per, x.begin() + (b0 + 1) * per);
+        recon->insert(recon->end(), xr.begin() + b0 * per, xr.begin() + (b0 + 1) * per);
+      }
+  }
+  r.utilization = codebook_utilization(r.counts);
+  r.perplexity = codebook_perplexity(r.counts);
+  r.quant_error = qsum / (double)(n * hw) / (double)m.dim();
+  r.psnr = psnr_n ? psnr_sum / (double)psnr_n : INFINITY;
+  r.ssim = ssim_sum / (double)n;
+  return r;
+}
+
+}  // namespace nsvq

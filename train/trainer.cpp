@@ -1,0 +1,644 @@
+// train/trainer.cpp — the tokenizer trainer (train/trainer.h): step graphs per phase, the stage
+// controller, checkpoints (atomic, previous kept, bitwise resume), drift probe, logging, final
+// evaluation and pictures.
+#include "train/trainer.h"
+#include <sys/stat.h>
+#include <unistd.h>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include "models/discriminator.h"
+#include "models/json.h"
+#include "models/safetensors.h"
+#include "ops/optim.h"
+#include "train/atomic_file.h"
+#include "train/data.h"
+#include "train/image_io.h"
+#include "train/metrics.h"
+#include "train/plot.h"
+#include "train/tokenizer.h"
+
+namespace nsvq {
+
+namespace fs = std::filesystem;
+
+const char* stage_name(Stage s) {
+  switch (s) {
+    case Stage::stage1: return "stage1";
+    case Stage::warmup: return "warmup";
+    case Stage::stage2: return "stage2";
+  }
+  return "?";
+}
+
+Stage stage_of(const TrainConfig& c, int64_t step) {
+  if (step < c.stage1) return Stage::stage1;
+  if (step < c.stage1 + c.warmup) return Stage::warmup;
+  return Stage::stage2;
+}
+
+namespace {
+
+std::atomic<int> g_signal{0};
+void on_signal(int s) { g_signal = s; }
+
+bool is_encoder_param(const Tensor* t) {
+  return t->name.rfind("encoder.", 0) == 0 || t->name.rfind("quant_conv.", 0) == 0;
+}
+
+// One phase's step graph: generator forward, losses, backward, Adam; discriminator when adversarial.
+struct StepGraph {
+  std::unique_ptr<Graph> g;
+  Stage stage = Stage::stage1;
+  bool adv = false;
+  Tensor *x = nullptr, *xr = nullptr, *l_rec = nullptr, *l_adv = nullptr, *lam = nullptr, *l_g = nullptr;
+  Tensor *l_d = nullptr, *gn_g = nullptr, *gn_d = nullptr;
+  QuantOut q;
+};
+
+std::string fmt_duration(double s) {
+  char b[32];
+  if (s < 0 || !std::isfinite(s)) return "?";
+  if (s < 60) snprintf(b, sizeof b, "%.0fs", s);
+  else if (s < 3600) snprintf(b, sizeof b, "%dm%02ds", (int)s / 60, (int)s % 60);
+  else snprintf(b, sizeof b, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+  return b;
+}
+
+class Trainer {
+ public:
+  Trainer(TrainConfig cfg, const TrainOptions& opt, Backend* be) : cfg_(std::move(cfg)), opt_(opt), be_(be), st_(be) {}
+  int run();
+
+ private:
+  void setup();
+  void build(Stage stage, bool adv);
+  bool adv_at(int64_t s) const { return s >= cfg_.disc_start && stage_of(cfg_, s) != Stage::warmup && cfg_.lambda_adv + cfg_.disc_weight > 0; }
+  std::string ckpt_path(bool prev = false) const {
+    return opt_.out + (prev ? "/checkpoint.prev.safetensors" : "/checkpoint.safetensors") + (cfg_.zstd ? ".zst" : "");
+  }
+  void save_checkpoint();
+  void load_checkpoint(const std::string& path, const SafetensorsFile& f);
+  void ema_update(const std::vector<char>& replaced_rows);
+  void probe();
+  void log_line(const std::string& json);
+  void final_outputs();
+  void truncate_metrics(int64_t step);
+
+  TrainConfig cfg_;
+  TrainOptions opt_;
+  Backend* be_;
+  Store st_;
+  Dataset train_, test_;
+  std::unique_ptr<TokenizerModel> model_;
+  std::unique_ptr<NLayerDiscriminator> disc_;
+  std::unique_ptr<AdamW> opt_g_, opt_d_;
+  std::unique_ptr<BatchLoader> loader_;
+  StepGraph sg_;
+  int64_t step_ = 0;
+  int nonfinite_run_ = 0;
+  std::string last_eval_;
+  // weight EMA: (weight, shadow) pairs
+  std::vector<std::pair<Tensor*, Tensor*>> ema_;
+  // drift probe
+  Tensor *probe_lat_ = nullptr, *probe_enc_ = nullptr, *probe_valid_ = nullptr;
+  std::vector<Tensor*> enc_params_;
+  std::vector<float> probe_x_;
+  int64_t probe_n_ = 0;
+  bool tty_ = false;
+};
+
+void Trainer::setup() {
+  VqganConfig vc = cfg_.vqgan_config();
+  train_ = dataset_load(cfg_.data, "train", vc.resolution, vc.in_channels);
+  test_ = dataset_load(cfg_.data, "test", vc.resolution, vc.in_channels);
+  for (const Dataset* d : {&train_, &test_}) {
+    if (d->C != vc.in_channels || d->S != vc.resolution)
+      fail("dataset %s gives %lldx%lldx%lld images; model %s takes %dx%dx%d", cfg_.data.c_str(), (long long)d->C,
+           (long long)d->S, (long long)d->S, cfg_.model.c_str(), vc.in_channels, vc.resolution, vc.resolution);
+    if (d->size() == 0) fail("dataset %s: no usable images", cfg_.data.c_str());
+  }
+  if (train_.size() < cfg_.batch)
+    fail("dataset %s has %lld training images, fewer than --batch %lld", cfg_.data.c_str(), (long long)train_.size(),
+         (long long)cfg_.batch);
+  train_config_resolve(cfg_, train_.size() / cfg_.batch);
+
+  model_ = std::make_unique<TokenizerModel>(st_, cfg_);
+  disc_ = std::make_unique<NLayerDiscriminator>(st_, discriminator_preset(cfg_.model), (uint64_t)cfg_.seed + 7919);
+  AdamConfig ac;
+  ac.lr = (float)cfg_.lr;
+  ac.beta1 = 0.5f;
+  ac.beta2 = 0.9f;
+  opt_g_ = std::make_unique<AdamW>(st_, st_.params(GROUP_GENERATOR), ac, "adam_g");
+  opt_d_ = std::make_unique<AdamW>(st_, st_.params(GROUP_DISCRIMINATOR), ac, "adam_d");
+  opt_g_->clip_norm = opt_d_->clip_norm = (float)cfg_.grad_clip;
+  for (Tensor* t : st_.params(GROUP_GENERATOR))
+    if (is_encoder_param(t)) enc_params_.push_back(t);
+  if (cfg_.encoder_lr_mult != 1.0) opt_g_->set_lr_mult(enc_params_, (float)cfg_.encoder_lr_mult);
+  if (cfg_.weight_ema > 0)
+    for (Tensor* w : model_->weights()) {
+      Tensor* e = st_.add("model_ema." + w->name, DType::f32, w->shape(), TF_PERSIST, w->group);
+      st_.upload_f32(e, st_.download_f32(w));
+      ema_.push_back({w, e});
+    }
+  // drift probe: the first `probe` test images, fixed
+  probe_n_ = std::min(cfg_.probe, test_.size());
+  const int64_t per = vc.in_channels * vc.resolution * vc.resolution, h = vc.latent_size();
+  probe_x_.resize((size_t)(probe_n_ * per));
+  for (int64_t i = 0; i < probe_n_; i++) dataset_sample(test_, i, probe_x_.data() + i * per, false, 0);
+  int64_t n_enc = 0;
+  for (Tensor* t : enc_params_) n_enc += t->numel();
+  probe_lat_ = st_.add("train.probe.latents", DType::f32, {probe_n_, vc.embed_dim, h, h}, TF_PERSIST);
+  probe_enc_ = st_.add("train.probe.encoder", DType::f32, {n_enc}, TF_PERSIST);
+  probe_valid_ = st_.add("train.probe.valid", DType::i32, {1}, TF_PERSIST);
+  loader_ = std::make_unique<BatchLoader>(train_, cfg_.batch, (uint64_t)cfg_.seed, true, false);
+}
+
+void Trainer::build(Stage stage, bool adv) {
+  sg_ = StepGraph();
+  sg_.stage = stage;
+  sg_.adv = adv;
+  const bool frozen = stage != Stage::stage1;
+  for (Tensor* t : enc_params_) t->flags = frozen ? (t->flags | TF_FROZEN) : (t->flags & ~TF_FROZEN);
+  model_->quantizer().set_replace(stage != Stage::stage2);
+  sg_.g = std::make_unique<Graph>(be_);
+  Graph& g = *sg_.g;
+  const VqganConfig& vc = model_->vqgan();
+  sg_.x = g.input(DType::f32, {cfg_.batch, vc.in_channels, vc.resolution, vc.resolution}, "x");
+  Tensor* z = model_->autoencoder().encode(g, sg_.x);
+  if (frozen) z = detach(g, z);  // the frozen encoder runs forward only
+  sg_.q = model_->quantizer().build(g, z, true);
+  sg_.xr = model_->autoencoder().decode(g, sg_.q.zq);
+  sg_.l_rec = loss_l1(g, sg_.xr, sg_.x);
+  sg_.l_g = add(g, sg_.l_rec, sg_.q.loss);
+  if (adv) {
+    Tensor* fake = disc_->forward(g, sg_.xr, true);
+    sg_.l_adv = cfg_.gan_loss == "ns" ? non_saturating_g_loss(g, fake) : hinge_g_loss(g, fake);
+    if (cfg_.adv == "adaptive") {
+      // taming: disc_weight * clamp(|grad_WL L_nll| / (|grad_WL L_adv| + 1e-4), 0, 1e4), detached
+      Tensor* WL = model_->autoencoder().last_layer_weight();
+      Tensor* gn = g.gradients({{sg_.l_rec, 1.0f}}, {WL})[0];
+      Tensor* ga = g.gradients({{sg_.l_adv, 1.0f}}, {WL})[0];
+      Tensor* ratio = div(g, sqrt(g, sum_sq(g, gn)), unary(g, sqrt(g, sum_sq(g, ga)), UN_AFFINE, 1.0f, 1e-4f));
+      sg_.lam = detach(g, scale(g, clamp(g, ratio, 0.0f, 1e4f), (float)cfg_.disc_weight));
+    } else {
+      sg_.lam = g.constant({}, (float)cfg_.lambda_adv);
+    }
+    g.mark_output(sg_.lam);
+    sg_.l_g = add(g, sg_.l_g, mul(g, sg_.lam, sg_.l_adv));
+    sg_.l_d = hinge_d_loss(g, disc_->forward(g, sg_.x, true), disc_->forward(g, detach(g, sg_.xr), true));
+  }
+  for (Tensor* l : {sg_.l_rec, sg_.l_g, sg_.l_adv, sg_.l_d})
+    if (l) g.mark_loss(l);
+  g.backward({{sg_.l_g, 1.0f}}, GROUP_GENERATOR);
+  if (adv) g.backward({{sg_.l_d, 1.0f}}, GROUP_DISCRIMINATOR);
+  sg_.gn_g = opt_g_->append_update(g);
+  if (adv) sg_.gn_d = opt_d_->append_update(g);
+  g.plan();
+}
+
+// ------------------------------------------------------------------------------- checkpoints
+
+void Trainer::save_checkpoint() {
+  std::map<std::string, std::string> md;
+  md["format"] = "nsvq-tokenizer-1";
+  md["nsvq_version"] = NSVQ_VERSION;
+  md["config"] = train_config_json(cfg_);
+  md["step"] = std::to_string(step_);
+  md["stage"] = stage_name(stage_of(cfg_, std::max<int64_t>(0, step_ - 1)));
+  BatchLoader::Pos p = loader_->position();
+  md["loader_epoch"] = std::to_string(p.epoch);
+  md["loader_index"] = std::to_string(p.index);
+  md["adam_g_step"] = std::to_string(opt_g_->step());
+  md["adam_d_step"] = std::to_string(opt_d_->step());
+  md["nonfinite_run"] = std::to_string(nonfinite_run_);
+  md["rng"] = "philox4x32-10 keyed by (seed, step) and (seed, loader position); no other state";
+  if (!last_eval_.empty()) md["metrics"] = last_eval_;
+  // keep the previous checkpoint: hard-link it to the .prev name (atomically replacing the old one),
+  // then write the new one atomically; at every moment a complete checkpoint exists under its name
+  const std::string cur = ckpt_path(), prev = ckpt_path(true);
+  if (access(cur.c_str(), F_OK) == 0) {
+    std::string tmp = prev + ".tmp";
+    unlink(tmp.c_str());
+    if (link(cur.c_str(), tmp.c_str()) != 0 || rename(tmp.c_str(), prev.c_str()) != 0)
+      fail("%s: cannot keep the previous checkpoint (%s)", prev.c_str(), strerror(errno));
+  }
+  save_store(st_, cur, md);
+}
+
+int64_t meta_int(const SafetensorsFile& f, const char* key) {
+  auto it = f.metadata.find(key);
+  if (it == f.metadata.end()) fail("%s: checkpoint metadata has no \"%s\"", f.path.c_str(), key);
+  char* end = nullptr;
+  long long v = strtoll(it->second.c_str(), &end, 10);
+  if (it->second.empty() || *end || v < 0) fail("%s: checkpoint metadata \"%s\" is not a count", f.path.c_str(), key);
+  return v;
+}
+
+void Trainer::load_checkpoint(const std::string& path, const SafetensorsFile& f) {
+  step_ = meta_int(f, "step");
+  BatchLoader::Pos p;
+  p.epoch = meta_int(f, "loader_epoch");
+  p.index = meta_int(f, "loader_index");
+  opt_g_->set_step(meta_int(f, "adam_g_step"));
+  opt_d_->set_step(meta_int(f, "adam_d_step"));
+  nonfinite_run_ = (int)meta_int(f, "nonfinite_run");
+  auto m = f.metadata.find("metrics");
+  if (m != f.metadata.end()) last_eval_ = m->second;
+  load_store(st_, path, true);  // strict: every tensor present, nothing unexpected, shapes equal
+  loader_->seek(p);
+}
+
+// ------------------------------------------------------------------------------- per step
+
+void Trainer::ema_update(const std::vector<char>& replaced) {
+  const float d = (float)cfg_.weight_ema;
+  for (auto& we : ema_) {
+    std::vector<float> w = st_.download_f32(we.first), e = st_.download_f32(we.second);
+    for (size_t i = 0; i < w.size(); i++) e[i] = d * e[i] + (1.0f - d) * w[i];
+    if (!replaced.empty() && we.first == model_->quantizer().embedding()) {
+      const int64_t D = we.first->ne[1];  // replaced codes: the shadow takes the new row (method.md §3.3)
+      for (size_t k = 0; k < replaced.size(); k++)
+        if (replaced[k]) std::copy(w.begin() + (int64_t)k * D, w.begin() + (int64_t)(k + 1) * D, e.begin() + (int64_t)k * D);
+    }
+    st_.upload_f32(we.second, e);
+  }
+}
+
+void Trainer::log_line(const std::string& json) {
+  std::string path = opt_.out + "/metrics.jsonl";
+  FILE* f = fopen(path.c_str(), "a");
+  if (!f) fail("%s: cannot append (%s)", path.c_str(), strerror(errno));
+  fprintf(f, "%s\n", json.c_str());
+  if (fclose(f) != 0) fail("%s: write failed", path.c_str());
+}
+
+// metrics.jsonl keeps only the lines of steps <= step (a resumed run rewrites what followed)
+void Trainer::truncate_metrics(int64_t step) {
+  std::string path = opt_.out + "/metrics.jsonl";
+  std::ifstream in(path);
+  if (!in) return;
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    Json j;
+    try {
+      j = json_parse(line, path);
+    } catch (const Error&) {
+      break;  // a line cut by a crash: drop it and the rest
+    }
+    const Json* s = j.find("step");
+    if (!s || s->kind != Json::NUMBER || std::stoll(s->str) > step) continue;
+    kept += line + "\n";
+  }
+  write_file_atomic(path, kept.data(), kept.size());
+}
+
+void Trainer::probe() {
+  const VqganConfig& vc = model_->vqgan();
+  const int64_t per = vc.in_channels * vc.resolution * vc.resolution, h = vc.latent_size(), D = vc.embed_dim;
+  const int64_t lat_per = D * h * h;
+  std::vector<float> z((size_t)(probe_n_ * lat_per));
+  std::vector<int32_t> idx((size_t)(probe_n_ * h * h));
+  for (int64_t i0 = 0; i0 < probe_n_; i0 += cfg_.eval_batch) {
+    int64_t B = std::min(cfg_.eval_batch, probe_n_ - i0);
+    model_->reconstruct(probe_x_.data() + i0 * per, B, nullptr, idx.data() + i0 * h * h, z.data() + i0 * lat_per);
+  }
+  std::vector<float> enc;
+  for (Tensor* t : enc_params_) {
+    std::vector<float> v = st_.download_f32(t);
+    enc.insert(enc.end(), v.begin(), v.end());
+  }
+  std::vector<int64_t> counts((size_t)cfg_.codes, 0);
+  for (int32_t k : idx) counts[(size_t)k]++;
+  int32_t valid = 0;
+  st_.download(probe_valid_, &valid, 4);
+  std::string line = "{\"step\": " + std::to_string(step_) + ", \"probe\": {";
+  line += "\"utilization\": " + json_number(codebook_utilization(counts));
+  line += ", \"dead_rate\": " + json_number(1.0 - codebook_utilization(counts));
+  if (valid) {
+    std::vector<float> zp = st_.download_f32(probe_lat_), ep = st_.download_f32(probe_enc_);
+    double num = 0, den = 0, pn = 0, pd = 0;
+    for (size_t i = 0; i < z.size(); i++) {
+      num += (double)(z[i] - zp[i]) * (z[i] - zp[i]);
+      den += (double)zp[i] * zp[i];
+    }
+    for (size_t i = 0; i < enc.size(); i++) {
+      pn += (double)(enc[i] - ep[i]) * (enc[i] - ep[i]);
+      pd += (double)ep[i] * ep[i];
+    }
+    line += ", \"drift\": " + json_number(den > 0 ? num / den : 0.0);
+    line += ", \"param_drift\": " + json_number(pd > 0 ? std::sqrt(pn / pd) : 0.0);
+  }
+  line += "}}";
+  log_line(line);
+  st_.upload_f32(probe_lat_, z);
+  st_.upload_f32(probe_enc_, enc);
+  valid = 1;
+  st_.upload(probe_valid_, &valid, 4);
+}
+
+// ------------------------------------------------------------------------------- outputs
+
+std::vector<double> series_of(const std::vector<Json>& lines, const char* group, const char* key, std::vector<double>& x) {
+  std::vector<double> y;
+  x.clear();
+  for (const Json& j : lines) {
+    const Json* o = group ? j.find(group) : &j;
+    const Json* v = o ? o->find(key) : nullptr;
+    if (!v || v->kind != Json::NUMBER) continue;
+    x.push_back(std::stod(j.find("step")->str));
+    y.push_back(std::stod(v->str));
+  }
+  return y;
+}
+
+void Trainer::final_outputs() {
+  // plots from metrics.jsonl
+  std::vector<Json> lines;
+  {
+    std::ifstream in(opt_.out + "/metrics.jsonl");
+    std::string l;
+    while (std::getline(in, l))
+      if (!l.empty()) lines.push_back(json_parse(l, opt_.out + "/metrics.jsonl"));
+  }
+  std::vector<double> vl;
+  std::vector<std::string> vlab;
+  if (cfg_.stage1 < cfg_.steps) {
+    vl = {(double)cfg_.stage1, (double)(cfg_.stage1 + cfg_.warmup)};
+    vlab = {"freeze", "stage 2"};
+  }
+  auto plot = [&](const char* file, const char* title, const char* ylabel, bool logy,
+                  std::vector<std::tuple<const char*, const char*, const char*>> ser) {
+    LinePlot p;
+    p.title = title;
+    p.xlabel = "step";
+    p.ylabel = ylabel;
+    p.log_y = logy;
+    p.vlines = vl;
+    p.vline_labels = vlab;
+    for (auto& s : ser) {
+      PlotSeries ps;
+      ps.label = std::get<0>(s);
+      ps.y = series_of(lines, std::get<1>(s), std::get<2>(s), ps.x);
+      if (!ps.y.empty()) p.series.push_back(ps);
+    }
+    write_svg(opt_.out + "/" + file, svg_line_plot(p));
+  };
+  std::string t = std::string(cfg_.quantizer) + ", K=" + std::to_string(cfg_.codes);
+  plot("utilization.svg", ("codebook utilization (" + t + ")").c_str(), "fraction of codes used", false,
+       {{"training window", nullptr, "util_window"}, {"probe set", "probe", "utilization"}});
+  plot("loss.svg", ("losses (" + t + ")").c_str(), "loss", true,
+       {{"L1 reconstruction", nullptr, "rec"}, {"VQ loss", nullptr, "vq"}, {"generator adversarial", nullptr, "adv"},
+        {"discriminator", nullptr, "d_loss"}, {"quantization error", nullptr, "quant_error"}});
+  plot("drift.svg", ("encoder drift on the probe set (" + t + ")").c_str(), "relative drift", true,
+       {{"latent drift", "probe", "drift"}, {"parameter drift", "probe", "param_drift"}});
+}
+
+// ------------------------------------------------------------------------------- the loop
+
+int Trainer::run() {
+  namespace chr = std::chrono;
+  fs::create_directories(opt_.out);
+  const std::string cur_plain = opt_.out + "/checkpoint.safetensors", cur_zst = cur_plain + ".zst";
+  std::string resume_path;
+  if (opt_.resume) {
+    bool a = access(cur_plain.c_str(), F_OK) == 0, b = access(cur_zst.c_str(), F_OK) == 0;
+    if (!a && !b) fail("--resume: no checkpoint in %s", opt_.out.c_str());
+    resume_path = a && b ? (fs::last_write_time(cur_zst) > fs::last_write_time(cur_plain) ? cur_zst : cur_plain)
+                         : a ? cur_plain : cur_zst;
+  } else if (access(cur_plain.c_str(), F_OK) == 0 || access(cur_zst.c_str(), F_OK) == 0) {
+    fail("%s already holds a run; pass --resume to continue it or choose another --out", opt_.out.c_str());
+  }
+  SafetensorsFile ck;
+  if (!resume_path.empty()) {
+    ck = safetensors_read(resume_path);
+    auto c = ck.metadata.find("config");
+    auto fmt = ck.metadata.find("format");
+    if (c == ck.metadata.end() || fmt == ck.metadata.end() || fmt->second != "nsvq-tokenizer-1")
+      fail("%s: not an nsvq training checkpoint", resume_path.c_str());
+    int64_t steps = cfg_.steps;
+    cfg_ = train_config_from_json(c->second, resume_path);
+    if (opt_.steps_given) cfg_.steps = steps;
+  }
+  setup();
+  if (!resume_path.empty()) {
+    load_checkpoint(resume_path, ck);
+    ck = SafetensorsFile();
+    if (step_ > cfg_.steps)
+      fail("%s is at step %lld, beyond --steps %lld", resume_path.c_str(), (long long)step_, (long long)cfg_.steps);
+    truncate_metrics(step_);
+  } else {
+    truncate_metrics(-1);
+    log_line("{\"step\": 0, \"config\": " + train_config_json(cfg_) + "}");
+  }
+  tty_ = !opt_.quiet && isatty(fileno(stderr));
+  if (!opt_.quiet)
+    printf("train: %s, %s quantizer, K=%lld, %lld steps of %lld (%s), stage 1 until %lld, warm-up %lld, adversarial from %lld -> %s\n",
+           cfg_.preset.c_str(), cfg_.quantizer.c_str(), (long long)cfg_.codes, (long long)cfg_.steps,
+           (long long)cfg_.batch, cfg_.data.c_str(), (long long)cfg_.stage1, (long long)cfg_.warmup,
+           (long long)cfg_.disc_start, opt_.out.c_str());
+  if (!resume_path.empty() && !opt_.quiet) printf("train: resumed %s at step %lld\n", resume_path.c_str(), (long long)step_);
+  fflush(stdout);
+
+  g_signal = 0;
+  auto old_int = std::signal(SIGINT, on_signal);
+  auto old_term = std::signal(SIGTERM, on_signal);
+  struct Restore {
+    void (*i)(int), (*t)(int);
+    ~Restore() {
+      std::signal(SIGINT, i);
+      std::signal(SIGTERM, t);
+    }
+  } restore{old_int, old_term};
+
+  const VqganConfig& vc = model_->vqgan();
+  std::vector<float> xb((size_t)(cfg_.batch * vc.in_channels * vc.resolution * vc.resolution));
+  std::vector<int32_t> yb((size_t)cfg_.batch);
+  auto t_start = chr::steady_clock::now();
+  double ms_acc = 0;
+  int64_t ms_n = 0, done_here = 0;
+  Quantizer& quant = model_->quantizer();
+  const bool nsvq = cfg_.is_nsvq();
+  if (step_ == 0 && cfg_.drift_every > 0) probe();
+  while (step_ < cfg_.steps) {
+    const int64_t s = step_;
+    Stage stage = stage_of(cfg_, s);
+    bool adv = adv_at(s);
+    if (!sg_.g || sg_.stage != stage || sg_.adv != adv) {
+      if (sg_.g && sg_.stage != stage) {
+        const char* what = stage == Stage::warmup ? "encoder frozen, adversarial off (warm-up)"
+                           : stage == Stage::stage2 ? "stage 2: adversarial refinement, encoder frozen, replacement off"
+                                                    : "stage 1";
+        if (!opt_.quiet) fprintf(tty_ ? stderr : stdout, "%strain: step %lld: %s\n", tty_ ? "\n" : "", (long long)s, what);
+        log_line("{\"step\": " + std::to_string(s) + ", \"event\": \"" + stage_name(stage) + "\"}");
+      }
+      build(stage, adv);
+    }
+    Graph& g = *sg_.g;
+    auto t0 = chr::steady_clock::now();
+    loader_->next(xb.data(), yb.data());
+    g.set_f32(sg_.x, xb);
+    const bool window_start = s % cfg_.replace_window == 0;
+    if (!nsvq && window_start) quant.reset_counts();  // training-window utilization for the baselines
+    std::vector<int32_t> pre_counts;
+    const bool replacing = nsvq && cfg_.replace && stage != Stage::stage2 && window_start;
+    if (replacing && !ema_.empty()) pre_counts = quant.window_counts();
+    quant.begin_step(g, sg_.q, s);
+    opt_g_->begin_step(g);
+    if (adv) opt_d_->begin_step(g);
+    g.compute();
+    double ms = chr::duration<double, std::milli>(chr::steady_clock::now() - t0).count();
+    ms_acc += ms;
+    ms_n++;
+
+    float l_g = g.get_scalar(sg_.l_g), gn_g = g.get_scalar(sg_.gn_g);
+    float gn_d = adv ? g.get_scalar(sg_.gn_d) : 0.0f;
+    bool bad_g = !std::isfinite(l_g) || !std::isfinite(gn_g), bad_d = adv && !std::isfinite(gn_d);
+    if (!std::isfinite(gn_g)) opt_g_->undo_step();
+    if (bad_d) opt_d_->undo_step();
+    if (bad_g || bad_d) {
+      nonfinite_run_++;
+      fprintf(stderr, "%strain: warning: step %lld: non-finite %s (loss %g, grad norms %g / %g); step skipped\n",
+              tty_ ? "\n" : "", (long long)s, bad_g ? "generator loss or gradient" : "discriminator gradient", l_g,
+              gn_g, gn_d);
+      if (nonfinite_run_ >= 5) {
+        step_++;
+        save_checkpoint();
+        fail("%d steps in a row with non-finite losses (last: step %lld); stopped, checkpoint saved in %s",
+             nonfinite_run_, (long long)s, opt_.out.c_str());
+      }
+    } else {
+      nonfinite_run_ = 0;
+      if (adv) disc_->count_batch(st_);
+      if (!ema_.empty()) {
+        std::vector<char> replaced;
+        if (!pre_counts.empty()) {
+          std::vector<int32_t> hist = g.get_i32(sg_.q.hist);
+          replaced.resize(hist.size());
+          for (size_t k = 0; k < hist.size(); k++) replaced[k] = pre_counts[k] + hist[k] < cfg_.replace_threshold;
+        }
+        ema_update(replaced);
+      }
+    }
+    step_++;
+    done_here++;
+
+    if (step_ % cfg_.log_every == 0 || step_ == cfg_.steps || step_ == 1) {
+      QuantStats qs = quant.read_stats(g, sg_.q);
+      std::vector<int32_t> wc = quant.window_counts();
+      int64_t used = 0;
+      for (int32_t c : wc) used += c > 0;
+      double ms_step = ms_acc / (double)ms_n;
+      ms_acc = 0;
+      ms_n = 0;
+      std::string j = "{\"step\": " + std::to_string(step_) + ", \"stage\": \"" + stage_name(stage) + "\"";
+      auto num = [&](const char* k, double v) { j += std::string(", \"") + k + "\": " + json_number(v); };
+      num("loss_g", l_g);
+      num("rec", g.get_scalar(sg_.l_rec));
+      num("vq", g.get_scalar(sg_.q.loss));
+      if (sg_.q.dense_loss) num("dense", g.get_scalar(sg_.q.dense_loss));
+      if (sg_.q.codebook_loss) num("codebook", g.get_scalar(sg_.q.codebook_loss));
+      num("commit", g.get_scalar(sg_.q.commit_loss));
+      if (adv) {
+        num("adv", g.get_scalar(sg_.l_adv));
+        num("lambda_adv", g.get_scalar(sg_.lam));
+        num("d_loss", g.get_scalar(sg_.l_d));
+        num("grad_norm_d", gn_d);
+      }
+      num("grad_norm_g", gn_g);
+      num("util_window", (double)used / (double)cfg_.codes);
+      num("perplexity", qs.perplexity);
+      num("batch_codes", qs.used);
+      num("quant_error", qs.quant_error);
+      if (sg_.q.tau) num("tau", qs.tau);
+      if (qs.replaced >= 0) num("replaced", qs.replaced);
+      num("lr", cfg_.lr);
+      num("ms_per_step", ms_step);
+      num("img_per_s", cfg_.batch * 1000.0 / ms_step);
+      BatchLoader::Pos p = loader_->position();
+      num("epoch", (double)p.epoch + (double)p.index / (double)train_.size());
+      j += "}";
+      log_line(j);
+      if (!opt_.quiet) {
+        double el = chr::duration<double>(chr::steady_clock::now() - t_start).count();
+        double eta = el / (double)done_here * (double)(cfg_.steps - step_);
+        char b[320];
+        snprintf(b, sizeof b, "step %lld/%lld [%s] rec %.4f vq %.4f util %.1f%% ppl %.0f %.0f img/s ETA %s",
+                 (long long)step_, (long long)cfg_.steps, stage_name(stage), g.get_scalar(sg_.l_rec),
+                 g.get_scalar(sg_.q.loss), 100.0 * used / (double)cfg_.codes, qs.perplexity,
+                 cfg_.batch * 1000.0 / ms_step, fmt_duration(eta).c_str());
+        if (tty_) fprintf(stderr, "\r%-110s", b);
+        else printf("%s\n", b);
+        fflush(tty_ ? stderr : stdout);
+      }
+    }
+    if (step_ % cfg_.drift_every == 0) probe();
+    bool stop_now = g_signal != 0 || (opt_.stop_after >= 0 && done_here >= opt_.stop_after);
+    if (step_ % cfg_.ckpt_every == 0 || stop_now || step_ == cfg_.steps) save_checkpoint();
+    if (stop_now && step_ < cfg_.steps) {
+      if (!opt_.quiet)
+        fprintf(stderr, "%strain: %s at step %lld; checkpoint saved in %s (continue with --resume)\n",
+                tty_ ? "\n" : "", g_signal ? "interrupted" : "stopped", (long long)step_, opt_.out.c_str());
+      return g_signal ? 130 : 0;
+    }
+  }
+  if (tty_) fprintf(stderr, "\n");
+  sg_ = StepGraph();  // free the step graph's arena before evaluating
+
+  // final evaluation (with the weight-EMA copy when the run keeps one)
+  if (cfg_.eval_n > 0) {
+    std::vector<std::vector<float>> backup;
+    for (auto& we : ema_) {
+      backup.push_back(st_.download_f32(we.first));
+      st_.upload_f32(we.first, st_.download_f32(we.second));
+    }
+    std::vector<float> recon;
+    FdFeatures* fd = nullptr;  // FDHOOK
+    EvalResult r = tokenizer_evaluate(*model_, test_, cfg_.eval_n, cfg_.eval_batch, fd, &recon, 32);
+    for (size_t i = 0; i < ema_.size(); i++) st_.upload_f32(ema_[i].first, backup[i]);
+    model_->drop_graphs();
+    last_eval_ = r.json();
+    log_line("{\"step\": " + std::to_string(step_) + ", \"eval\": " + last_eval_ + "}");
+    write_file_atomic(opt_.out + "/eval.json", (last_eval_ + "\n").data(), last_eval_.size() + 1);
+    image_write_png(opt_.out + "/recon.png",
+                    image_grid(recon.data(), (int64_t)(recon.size() / (size_t)(vc.in_channels * vc.resolution * vc.resolution)),
+                               vc.in_channels, vc.resolution, vc.resolution, 16));
+    BarPlot bp;
+    bp.title = "code usage on " + std::to_string(r.images) + " test images (" + cfg_.quantizer + ", K=" +
+               std::to_string(cfg_.codes) + ")";
+    bp.xlabel = "code (sorted by usage)";
+    bp.ylabel = "assignments";
+    bp.sort_desc = true;
+    for (int64_t c : r.counts) bp.values.push_back((double)c);
+    write_svg(opt_.out + "/codebook_usage.svg", svg_bar_plot(bp));
+    save_checkpoint();  // again, now with the evaluation in its metadata
+    if (!opt_.quiet)
+      printf("eval: %lld test images: utilization %.4f, perplexity %.1f, quant_error %.4g, PSNR %.2f dB, SSIM %.4f%s\n",
+             (long long)r.images, r.utilization, r.perplexity, r.quant_error, r.psnr, r.ssim,
+             r.fd_proxy >= 0 ? (", fd_proxy " + std::to_string(r.fd_proxy)).c_str() : "");
+  }
+  final_outputs();
+  if (!opt_.quiet) {
+    double el = chr::duration<double>(chr::steady_clock::now() - t_start).count();
+    printf("train: done, %lld steps in %s; outputs in %s\n", (long long)done_here, fmt_duration(el).c_str(), opt_.out.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int train_run(TrainConfig cfg, const TrainOptions& opt, Backend* be) {
+  if (opt.out.empty()) fail("--out is empty");
+  Trainer t(std::move(cfg), opt, be);
+  return t.run();
+}
+
+}  // namespace nsvq
