@@ -218,6 +218,10 @@ QuantOut Quantizer::build(Graph& g, Tensor* z_in, bool training) {
   else if (o.codebook_loss) o.loss = add(g, o.codebook_loss, scale(g, o.commit_loss, cfg_.beta));
   else o.loss = scale(g, o.commit_loss, cfg_.beta);
 
+  // evaluation: the decoder gets exactly the code vectors (z + (q - z) can differ from q in the last
+  // bit), so that decoding stored indices reproduces a reconstruction bit for bit
+  if (!training) zq = q;
+
   // back to z's layout
   if (img.ndim == 4) {
     zq = contiguous(g, permute(g, reshape(g, zq, {img[0], img[2], img[3], D}), {0, 3, 1, 2}));

@@ -14,6 +14,7 @@ static const char* USAGE =
     "  tokenize      images to code indices: -m CKPT IMAGES... -o TOKENS.nsvqt\n"
     "  decode        code indices to PNGs: -m CKPT TOKENS.nsvqt -o DIR\n"
     "  reconstruct   one image through the tokenizer: -m CKPT IN.png -o OUT.png\n"
+    "  export-images dataset images as PNGs: --data SPEC --split test --n N -o DIR\n"
     "  info          version, build, SIMD level, threads, CUDA devices; info -m CKPT: a checkpoint's config and metrics\n"
     "  bench         benchmarks: bench gemm --m M --n N --k K | bench ops  [--json] [--device cpu|cuda]\n"
     "  fmnist-mlp    train an MLP classifier on Fashion-MNIST with the engine and report test accuracy\n"
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
     if (cmd == "tokenize") return nsvq::cmd_tokenize(argc, argv, 2);
     if (cmd == "decode") return nsvq::cmd_decode(argc, argv, 2);
     if (cmd == "reconstruct") return nsvq::cmd_reconstruct(argc, argv, 2);
+    if (cmd == "export-images") return nsvq::cmd_export_images(argc, argv, 2);
     if (cmd == "toy-drift") return nsvq::cmd_toy_drift(argc, argv, 2);
     if (cmd == "fd-net") return nsvq::cmd_fdnet(argc, argv, 2);
     fprintf(stderr, "nsvq: unknown command '%s' (see nsvq --help)\n", cmd.c_str());

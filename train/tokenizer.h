@@ -19,7 +19,8 @@ class FdFeatures;
 
 class TokenizerModel {
  public:
-  // Registers the autoencoder and quantizer of cfg in st (fresh, seeded weights).
+  // Registers the autoencoder and quantizer of cfg (resolved: train_config_resolve) in st (fresh,
+  // seeded weights).
   TokenizerModel(Store& st, const TrainConfig& cfg);
   ~TokenizerModel();
   const TrainConfig& config() const { return cfg_; }

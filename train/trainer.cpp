@@ -116,6 +116,7 @@ class Trainer {
 };
 
 void Trainer::setup() {
+  if (cfg_.data.empty()) fail("preset %s needs --data (cifar10:DIR or folder:DIR)", cfg_.preset.c_str());
   VqganConfig vc = cfg_.vqgan_config();
   train_ = dataset_load(cfg_.data, "train", vc.resolution, vc.in_channels);
   test_ = dataset_load(cfg_.data, "test", vc.resolution, vc.in_channels);

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# tests/cli_train_test.sh — end to end through the command line, kept small: train a few dozen
+# steps, stop and resume and compare with an uninterrupted run bit for bit (plain and zstd), all five
+# quantizers, tokenize -> decode equals reconstruct, eval/info on the checkpoint, the outputs of a
+# run, and a one-line error with a non-zero exit (nothing written over) for every bad input.
+# Usage: cli_train_test.sh NSVQ
+set -u
+nsvq=${1:?usage: cli_train_test.sh path/to/nsvq}
+. "$(dirname "$0")/cli_lib.sh"
+export OMP_WAIT_POLICY=passive
+run_ok() {  # run_ok NAME CMD...: zero exit
+  local name=$1; shift
+  if "$@" >"$tmp/out" 2>"$tmp/err"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $name: $(head -c 300 "$tmp/err")"; fi
+}
+check() {  # check NAME CONDITION...
+  local name=$1; shift
+  if "$@"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $name"; fi
+}
+T="train --preset quickstart -q --steps 24 --eval-n 0 --drift-every 6 --log-every 4 --ckpt-every 8 --codes 64"
+
+# ---- an uninterrupted run vs one stopped twice and resumed: byte-identical checkpoints
+run_ok "train a" "$nsvq" $T --out "$tmp/a"
+run_ok "train b part 1" "$nsvq" $T --out "$tmp/b" --stop-after 7
+run_ok "train b part 2" "$nsvq" train --out "$tmp/b" --resume -q --stop-after 9
+run_ok "train b part 3" "$nsvq" train --out "$tmp/b" --resume -q
+check "resume is bitwise exact" cmp -s "$tmp/a/checkpoint.safetensors" "$tmp/b/checkpoint.safetensors"
+check "previous checkpoint kept" test -s "$tmp/a/checkpoint.prev.safetensors"
+check "metrics lines identical but timing" diff <(sed 's/"ms_per_step.*//' "$tmp/a/metrics.jsonl") \
+  <(sed 's/"ms_per_step.*//' "$tmp/b/metrics.jsonl")
+for f in utilization.svg loss.svg drift.svg metrics.jsonl; do check "output $f" test -s "$tmp/a/$f"; done
+check "stage events logged" grep -q '"event": "warmup"' "$tmp/a/metrics.jsonl"
+check "drift logged" grep -q '"drift":' "$tmp/a/metrics.jsonl"
+
+# ---- zstd checkpoints resume too
+run_ok "train zstd 1" "$nsvq" $T --steps 8 --zstd on --out "$tmp/z1"
+run_ok "train zstd 2a" "$nsvq" $T --steps 8 --zstd on --out "$tmp/z2" --stop-after 3
+run_ok "train zstd 2b" "$nsvq" train --out "$tmp/z2" --resume -q
+check "zstd resume is bitwise exact" cmp -s "$tmp/z1/checkpoint.safetensors.zst" "$tmp/z2/checkpoint.safetensors.zst"
+expect_ok "info on zstd" "step: 8" "$nsvq" info -m "$tmp/z1/checkpoint.safetensors.zst"
+
+# ---- every quantizer trains and evaluates; a final evaluation writes its pictures
+for q in vq vq-l2 ema simvq nsvq; do
+  run_ok "train $q" "$nsvq" train --preset quickstart -q --steps 6 --codes 32 --eval-n 40 --drift-every 3 \
+    --quantizer $q --weight-ema 0.9 --out "$tmp/q-$q"
+  expect_ok "eval $q" '"utilization"' "$nsvq" eval -m "$tmp/q-$q/checkpoint.safetensors" --n 40 --json
+done
+for f in recon.png codebook_usage.svg eval.json; do check "output $f" test -s "$tmp/q-nsvq/$f"; done
+expect_ok "info" "metrics: {\"images\": 40" "$nsvq" info -m "$tmp/q-nsvq/checkpoint.safetensors"
+run_ok "adaptive adversarial weight" "$nsvq" train --preset quickstart -q --steps 4 --codes 64 --eval-n 0 \
+  --disc-start 0 --adv adaptive --gan-loss ns --out "$tmp/adaptive"
+check "adaptive lambda logged" grep -q '"lambda_adv"' "$tmp/adaptive/metrics.jsonl"
+
+# ---- tokenize -> decode equals reconstruct
+M="$tmp/a/checkpoint.safetensors"
+expect_ok "export" "5 images" "$nsvq" export-images --n 5 -o "$tmp/img"
+expect_ok "tokenize" "5 images" "$nsvq" tokenize -m "$M" "$tmp"/img/*.png -o "$tmp/t.nsvqt"
+expect_ok "decode" "5 images" "$nsvq" decode -m "$M" "$tmp/t.nsvqt" -o "$tmp/dec"
+same=0
+for i in 00000 00001 00002 00003 00004; do
+  "$nsvq" reconstruct -m "$M" "$tmp/img/$i.png" -o "$tmp/rec-$i.png" && cmp -s "$tmp/rec-$i.png" "$tmp/dec/$i.png" && same=$((same+1))
+done
+check "decode(tokenize(x)) == reconstruct(x)" test $same -eq 5
+
+# ---- bad input: one line, non-zero exit, nothing written over
+head -c 1000 "$M" >"$tmp/trunc.safetensors"
+expect_fail "truncated checkpoint" "trunc.safetensors" "$nsvq" eval -m "$tmp/trunc.safetensors"
+printf 'garbage' >"$tmp/garbage.safetensors"
+expect_fail "garbage checkpoint" "garbage.safetensors" "$nsvq" info -m "$tmp/garbage.safetensors"
+expect_fail "missing checkpoint" "cannot open" "$nsvq" tokenize -m "$tmp/none.safetensors" "$tmp/img/00000.png" -o "$tmp/x.nsvqt"
+head -c 40 "$tmp/t.nsvqt" >"$tmp/bad.nsvqt"
+expect_fail "truncated token file" "bad.nsvqt" "$nsvq" decode -m "$M" "$tmp/bad.nsvqt" -o "$tmp/dec2"
+check "no output for a bad token file" test ! -e "$tmp/dec2"
+expect_fail "token file of another model" "uses 8x8 over K=32" "$nsvq" decode -m "$tmp/q-vq/checkpoint.safetensors" "$tmp/t.nsvqt" -o "$tmp/dec3"
+printf 'not a png' >"$tmp/bad.png"
+expect_fail "corrupt image" "bad.png" "$nsvq" tokenize -m "$M" "$tmp/bad.png" -o "$tmp/y.nsvqt"
+check "no token file for a corrupt image" test ! -e "$tmp/y.nsvqt"
+expect_fail "recon png is the wrong size" "the model takes 32x32" "$nsvq" reconstruct -m "$M" "$tmp/q-nsvq/recon.png" -o "$tmp/r.png"
+expect_fail "existing run" "already holds a run" "$nsvq" $T --out "$tmp/a"
+expect_fail "resume nothing" "no checkpoint" "$nsvq" train --resume --out "$tmp/empty"
+expect_fail "resume with another lr" "cannot be given" "$nsvq" train --resume --out "$tmp/a" --lr 1
+expect_fail "resume beyond steps" "beyond --steps" "$nsvq" train --resume --out "$tmp/a" --steps 10
+expect_fail "unknown quantizer" "unknown quantizer" "$nsvq" train --quantizer pq --out "$tmp/pq"
+expect_fail "unknown preset" "unknown preset" "$nsvq" train --preset mnist
+expect_fail "cifar10 without data" "needs --data" "$nsvq" train --preset cifar10 --out "$tmp/c"
+expect_fail "missing dataset" "nowhere" "$nsvq" train --data cifar10:/nowhere --out "$tmp/c2"
+expect_fail "bad switch" "expects on or off" "$nsvq" train --replace maybe --out "$tmp/c3"
+expect_fail "unknown flag" "unknown option" "$nsvq" train --bogus 1
+cp "$M" "$tmp/copy.safetensors"
+sed 's/codes\\": 64/codes\\": 6x/' "$tmp/copy.safetensors" >"$tmp/copy2.safetensors"
+check "config edited" test "$(cmp "$tmp/copy.safetensors" "$tmp/copy2.safetensors" | wc -l)" -eq 1
+expect_fail "corrupt config" "copy2.safetensors: config" "$nsvq" info -m "$tmp/copy2.safetensors"
+
+echo "cli_train: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
