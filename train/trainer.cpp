@@ -159,7 +159,10 @@ void Trainer::setup() {
   probe_lat_ = st_.add("train.probe.latents", DType::f32, {probe_n_, vc.embed_dim, h, h}, TF_PERSIST);
   probe_enc_ = st_.add("train.probe.encoder", DType::f32, {n_enc}, TF_PERSIST);
   probe_valid_ = st_.add("train.probe.valid", DType::i32, {1}, TF_PERSIST);
-  loader_ = std::make_unique<BatchLoader>(train_, cfg_.batch, (uint64_t)cfg_.seed, true, false);
+  // folder datasets: random crop and flip (their images are stored at short side = size); the
+  // fixed-size sets train on the images as they are
+  const bool augment = cfg_.data.rfind("folder:", 0) == 0;
+  loader_ = std::make_unique<BatchLoader>(train_, cfg_.batch, (uint64_t)cfg_.seed, true, augment);
 }
 
 void Trainer::build(Stage stage, bool adv) {
@@ -454,10 +457,12 @@ int Trainer::run() {
   auto old_term = std::signal(SIGTERM, on_signal);
   struct Restore {
     void (*i)(int), (*t)(int);
-    ~Restore() {
-      std::signal(SIGINT, i);
-      std::signal(SIGTERM, t);
+    bool done = false;
+    void now() {
+      if (!done) std::signal(SIGINT, i), std::signal(SIGTERM, t);
+      done = true;
     }
+    ~Restore() { now(); }
   } restore{old_int, old_term};
 
   const VqganConfig& vc = model_->vqgan();
@@ -591,6 +596,7 @@ int Trainer::run() {
       return g_signal ? 130 : 0;
     }
   }
+  restore.now();  // the last checkpoint is written: Ctrl-C during the evaluation just stops
   if (tty_) fprintf(stderr, "\n");
   sg_ = StepGraph();  // free the step graph's arena before evaluating
 
