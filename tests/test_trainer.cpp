@@ -14,6 +14,8 @@
 #include "models/json.h"
 #include "models/safetensors.h"
 #include "ops/optim.h"
+#include "train/fdnet.h"
+#include "train/metrics.h"
 #include "train/tokenizer.h"
 #include "train/trainer.h"
 
@@ -217,4 +219,66 @@ TEST_CASE("trainer: decoding indices equals the evaluation reconstruction, for e
     idx[0] = 64;
     CHECK(error_of([&] { m.decode(idx.data(), B, xd.data()); }).find("code index 64 out of range") != std::string::npos);
   }
+}
+
+TEST_CASE("trainer: evaluation counts every token, averages per-image PSNR/SSIM, and computes fd_proxy with an fd-net") {
+  TrainConfig c = train_preset("quickstart");
+  c.codes = 64;
+  train_config_resolve(c, 100);
+  Backend* be = backend_by_name("cpu");
+  Store st(be);
+  TokenizerModel m(st, c);
+  Dataset d;
+  d.name = "synthetic";
+  d.C = 1;
+  d.S = 32;
+  const int64_t n = 7, per = 32 * 32;
+  for (int64_t i = 0; i < n; i++) {
+    d.h.push_back(32);
+    d.w.push_back(32);
+    d.off.push_back((int64_t)d.px.size());
+    d.labels.push_back(-1);
+    for (int64_t j = 0; j < per; j++) d.px.push_back((uint8_t)((j * (i + 3) + i * 17) % 251));
+  }
+  std::string path = temp_dir("fdnet") + ".safetensors";
+  {
+    Store fs(be);
+    FdNetConfig fc;
+    fc.in_channels = 1;
+    fc.num_classes = 4;
+    fc.feature_dim = 16;
+    fc.width = 8;
+    fc.groups = 4;
+    FdNet net(fs, fc, 5);
+    FdNetInfo info;
+    info.cfg = fc;
+    info.dataset = "synthetic";
+    fdnet_save(path, fs, net, info);
+  }
+  FdFeatures fx(path, be);
+  EvalResult r = tokenizer_evaluate(m, d, n, 3, &fx);  // batches of 3, 3 and 1
+  int64_t total = 0;
+  for (int64_t k : r.counts) total += k;
+  CHECK(total == n * m.grid() * m.grid());
+  CHECK(r.images == n);
+  CHECK(r.fd_proxy > 0);
+  CHECK(std::isfinite(r.fd_proxy));
+  // per-image PSNR / SSIM against a direct computation
+  double psnr = 0, ssim = 0;
+  std::vector<float> x((size_t)per), xr((size_t)per);
+  std::vector<uint8_t> a((size_t)per), b((size_t)per);
+  for (int64_t i = 0; i < n; i++) {
+    dataset_sample(d, i, x.data(), false, 0);
+    m.reconstruct(x.data(), 1, xr.data(), nullptr);
+    for (int64_t j = 0; j < per; j++) a[(size_t)j] = to_uint8(x[(size_t)j]), b[(size_t)j] = to_uint8(xr[(size_t)j]);
+    CHECK(std::equal(a.begin(), a.end(), d.px.begin() + i * per));  // [-1, 1] -> uint8 is exact
+    psnr += psnr_u8(a.data(), b.data(), per) / n;
+    ssim += ssim_u8(a.data(), b.data(), 1, 32, 32) / n;
+  }
+  CHECK(r.psnr == doctest::Approx(psnr).epsilon(1e-9));
+  CHECK(r.ssim == doctest::Approx(ssim).epsilon(1e-9));
+  EvalResult r2 = tokenizer_evaluate(m, d, n, 7, &fx);  // one batch: the same numbers
+  CHECK(r2.counts == r.counts);
+  CHECK(r2.psnr == doctest::Approx(r.psnr).epsilon(1e-12));
+  std::filesystem::remove(path);
 }

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include "engine/backend.h"
 #include "models/module.h"
+#include "train/fdnet.h"
 #include "train/image_io.h"
 #include "train/tokenizer.h"
 #include "train/tokens.h"
@@ -58,8 +59,9 @@ int cmd_eval(int argc, char** argv, int first) {
   if (n < 0 || batch < 1) fail("nsvq eval: --n must be >= 0 and --batch >= 1");
   Dataset d = dataset_load(spec, "test", m.resolution(), (int)m.channels());
   if (n == 0) n = d.size();
-  FdFeatures* fd = nullptr;  // FDHOOK
-  EvalResult r = tokenizer_evaluate(m, d, n, batch, fd);
+  std::unique_ptr<FdFeatures> fd;
+  if (!a.str("fd-net").empty()) fd = std::make_unique<FdFeatures>(a.str("fd-net"), m.store().backend());
+  EvalResult r = tokenizer_evaluate(m, d, n, batch, fd.get());
   if (a.flag("json")) {
     std::string j = r.json();
     j.insert(1, "\"checkpoint\": \"" + L.path + "\", \"data\": \"" + spec + "\", \"ema_weights\": " +

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include "models/json.h"
 #include "models/safetensors.h"
+#include "train/fdnet.h"
 #include "train/metrics.h"
 
 namespace nsvq {
@@ -170,6 +171,10 @@ EvalResult tokenizer_evaluate(TokenizerModel& m, const Dataset& d, int64_t n, in
   r.counts.assign((size_t)m.codes(), 0);
   const int64_t C = m.channels(), S = m.resolution(), per = C * S * S, hw = m.grid() * m.grid();
   std::unique_ptr<FeatureStats> fr, ff;
+  if (fd) {
+    fr = std::make_unique<FeatureStats>(fd->feature_dim());
+    ff = std::make_unique<FeatureStats>(fd->feature_dim());
+  }
   double qsum = 0, psnr_sum = 0, ssim_sum = 0;
   int64_t psnr_n = 0;
   std::vector<float> x, xr;
@@ -197,7 +202,10 @@ EvalResult tokenizer_evaluate(TokenizerModel& m, const Dataset& d, int64_t n, in
       }
       ssim_sum += ssim_u8(a.data(), b.data(), C, S, S);
     }
-    (void)fd;  // FDHOOK
+    if (fd) {
+      fd->accumulate(*fr, x.data(), B, C, S);
+      fd->accumulate(*ff, xr.data(), B, C, S);
+    }
     if (recon)
       for (int64_t b0 = 0; b0 < B && (int64_t)recon->size() < 2 * recon_n * per; b0++) {
         recon->insert(recon->end(), x.begin() + b0 * per, x.begin() + (b0 + 1) * per);
@@ -209,6 +217,10 @@ EvalResult tokenizer_evaluate(TokenizerModel& m, const Dataset& d, int64_t n, in
   r.quant_error = qsum / (double)(n * hw) / (double)m.dim();
   r.psnr = psnr_n ? psnr_sum / (double)psnr_n : INFINITY;
   r.ssim = ssim_sum / (double)n;
+  if (fd) {
+    if (n < 2) fail("fd_proxy needs at least 2 images");
+    r.fd_proxy = std::max(0.0, fd_proxy(*fr, *ff));  // rounding can leave -1e-11 for identical sets
+  }
   return r;
 }
 

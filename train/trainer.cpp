@@ -20,6 +20,7 @@
 #include "ops/optim.h"
 #include "train/atomic_file.h"
 #include "train/data.h"
+#include "train/fdnet.h"
 #include "train/image_io.h"
 #include "train/metrics.h"
 #include "train/plot.h"
@@ -608,8 +609,9 @@ int Trainer::run() {
       st_.upload_f32(we.first, st_.download_f32(we.second));
     }
     std::vector<float> recon;
-    FdFeatures* fd = nullptr;  // FDHOOK
-    EvalResult r = tokenizer_evaluate(*model_, test_, cfg_.eval_n, cfg_.eval_batch, fd, &recon, 32);
+    std::unique_ptr<FdFeatures> fd;
+    if (!opt_.fd_net.empty()) fd = std::make_unique<FdFeatures>(opt_.fd_net, be_);
+    EvalResult r = tokenizer_evaluate(*model_, test_, cfg_.eval_n, cfg_.eval_batch, fd.get(), &recon, 32);
     for (size_t i = 0; i < ema_.size(); i++) st_.upload_f32(ema_[i].first, backup[i]);
     model_->drop_graphs();
     last_eval_ = r.json();
