@@ -1,6 +1,7 @@
 // tools/cmd_train.cpp — `nsvq train`: the tokenizer trainer's command line. Every knob of
 // train/train_config.h is an option; a preset sets their defaults; --resume continues a run.
 #include <cstdio>
+#include <filesystem>
 #include "engine/backend.h"
 #include "train/trainer.h"
 #include "tools/args.h"
@@ -17,7 +18,7 @@ int cmd_train(int argc, char** argv, int first) {
   TrainConfig def = train_preset(preset);
   std::vector<Opt> opts;
   for (const TrainField& f : train_fields()) opts.push_back({f.name, "", f.get(def), f.help});
-  opts.push_back({"out", "o", "", "run folder (default runs/<preset>-<quantizer>)"});
+  opts.push_back({"out", "o", "", "run folder (default: a new runs/<preset>-<quantizer>[-N])"});
   opts.push_back({"resume", "", "", "continue the run in --out from its checkpoint (its stored config) up to --steps", true});
   opts.push_back({"fd-net", "", "", "fd-net file (nsvq fd-net train) for fd_proxy in the final evaluation"});
   opts.push_back({"stop-after", "", "-1", "stop with a checkpoint after this many steps of this invocation (-1: never)"});
@@ -44,7 +45,13 @@ int cmd_train(int argc, char** argv, int first) {
   }
   for (const TrainField& f : train_fields())
     if (a.given(f.name)) f.set(cfg, a.str(f.name));
-  o.out = a.given("out") ? a.str("out") : "runs/" + cfg.preset + "-" + cfg.quantizer;
+  if (a.given("out")) {
+    o.out = a.str("out");
+  } else {  // a fresh folder: runs/<preset>-<quantizer>, then -2, -3, ... (never over an earlier run)
+    std::string base = "runs/" + cfg.preset + "-" + cfg.quantizer;
+    o.out = base;
+    for (int k = 2; std::filesystem::exists(o.out); k++) o.out = base + "-" + std::to_string(k);
+  }
   return train_run(cfg, o, backend_by_name(a.str("device")));
 }
 

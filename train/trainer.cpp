@@ -378,7 +378,7 @@ void Trainer::final_outputs() {
   std::vector<std::string> vlab;
   if (cfg_.stage1 < cfg_.steps) {
     vl = {(double)cfg_.stage1, (double)(cfg_.stage1 + cfg_.warmup)};
-    vlab = {"freeze", "stage 2"};
+    vlab = {"freeze", cfg_.warmup * 12 < cfg_.steps ? "" : "stage 2"};  // close lines: one label
   }
   auto plot = [&](const char* file, const char* title, const char* ylabel, bool logy,
                   std::vector<std::tuple<const char*, const char*, const char*>> ser) {
@@ -403,7 +403,7 @@ void Trainer::final_outputs() {
   plot("loss.svg", ("losses (" + t + ")").c_str(), "loss", true,
        {{"L1 reconstruction", nullptr, "rec"}, {"VQ loss", nullptr, "vq"}, {"generator adversarial", nullptr, "adv"},
         {"discriminator", nullptr, "d_loss"}, {"quantization error", nullptr, "quant_error"}});
-  plot("drift.svg", ("encoder drift on the probe set (" + t + ")").c_str(), "relative drift", true,
+  plot("drift.svg", ("encoder drift on the probe set (" + t + ")").c_str(), "relative drift (0 after a freeze: not drawn)", true,
        {{"latent drift", "probe", "drift"}, {"parameter drift", "probe", "param_drift"}});
 }
 
@@ -474,6 +474,7 @@ int Trainer::run() {
   int64_t ms_n = 0, done_here = 0;
   Quantizer& quant = model_->quantizer();
   const bool nsvq = cfg_.is_nsvq();
+  bool replacing_now = false;
   if (step_ == 0 && cfg_.drift_every > 0) probe();
   while (step_ < cfg_.steps) {
     const int64_t s = step_;
@@ -497,6 +498,7 @@ int Trainer::run() {
     if (!nsvq && window_start) quant.reset_counts();  // training-window utilization for the baselines
     std::vector<int32_t> pre_counts;
     const bool replacing = nsvq && cfg_.replace && stage != Stage::stage2 && window_start;
+    replacing_now = replacing;  // the window counts were just zeroed: no window utilization to log
     if (replacing && !ema_.empty()) pre_counts = quant.window_counts();
     quant.begin_step(g, sg_.q, s);
     opt_g_->begin_step(g);
@@ -561,7 +563,7 @@ int Trainer::run() {
         num("grad_norm_d", gn_d);
       }
       num("grad_norm_g", gn_g);
-      num("util_window", (double)used / (double)cfg_.codes);
+      if (!replacing_now) num("util_window", (double)used / (double)cfg_.codes);
       num("perplexity", qs.perplexity);
       num("batch_codes", qs.used);
       num("quant_error", qs.quant_error);
