@@ -251,6 +251,7 @@ int cmd_bench(int argc, char** argv, int first) {
   if (what == "train-step") return bench_train_step(argc, argv, first + 1);
   if (what == "model") return bench_model(argc, argv, first + 1);
   if (what == "vq") return bench_vq(argc, argv, first + 1);
+  if (what == "tokenize") return bench_tokenize(argc, argv, first + 1);
   fail("unknown benchmark '%s' (expected gemm, ops, conv, vq, model or train-step)", what.c_str());
 }
 

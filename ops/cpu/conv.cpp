@@ -6,11 +6,13 @@
 // K = C*kh*kw, rows of col ordered (c, i, j) like the weight's O x C x kh x kw layout.
 // Images are spread over threads (each runs a single-threaded SGEMM) when there are enough of them,
 // else each SGEMM uses every thread. Every sum runs in an order fixed by the shapes alone.
+// On AVX-512 CPUs the forward runs the direct / Winograd kernels of ops/cpu/conv_direct.cpp instead.
 #include <omp.h>
 #include <cstring>
 #include "engine/cpu/gemm.h"
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/conv_geom.h"
+#include "ops/cpu/conv_direct.h"
 #include "ops/ops_internal.h"
 
 namespace nsvq {
@@ -93,7 +95,11 @@ void col2im_add(const ConvGeom& g, const float* col, int64_t p0, int64_t np, flo
 size_t conv_col_scratch(const ConvGeom& g, BackendKind b) {
   return g.direct ? 0 : (size_t)(b == BK_CPU ? cpu_threads() : 1) * g.K * g.chunk * sizeof(float);
 }
-size_t conv_fwd_scratch(const Tensor* y, BackendKind b) { return conv_col_scratch(conv_geom_fwd(y), b); }
+size_t conv_fwd_scratch(const Tensor* y, BackendKind b) {
+  ConvGeom g = conv_geom_fwd(y);
+  if (b == BK_CPU && conv_direct_available()) return conv_direct_scratch(g, cpu_threads());
+  return conv_col_scratch(g, b);
+}
 size_t conv_bwd_data_scratch(const Tensor* t, BackendKind b) { return conv_col_scratch(conv_geom_bwd_data(t), b); }
 
 // runs body(n, sgemm_threads, col_buffer) for every image, spreading images over threads when there are enough
@@ -114,6 +120,10 @@ void conv2d_cpu(Tensor* y, const ExecCtx& c) {
   const float* w = tdata<float>(y->src[1]);
   const float* bias = y->n_src > 2 ? tdata<float>(y->src[2]) : nullptr;
   float* out = tdata<float>(y);
+  if (conv_direct_available()) {  // AVX-512: implicit GEMM straight from the (padded) input
+    conv_direct_forward(g, x, w, bias, out, c.scratch, c.nthreads);
+    return;
+  }
   for_images(g, c, [&](int64_t n, int nt, float* col) {
     const float* xn = x + n * g.C * g.H * g.W;
     float* yn = out + n * g.O * g.P;

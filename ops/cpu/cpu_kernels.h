@@ -9,6 +9,8 @@
 
 // Hot loops are compiled for AVX-512, AVX2 and baseline x86-64; the loader picks one at run time.
 #define NSVQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+// Hand-written AVX-512 kernels (intrinsics): only called when cpu_has_avx512() says so.
+#define NSVQ_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
 
 namespace nsvq {
 
@@ -85,6 +87,8 @@ inline float lane_max(const float* __restrict x, int64_t n) {
   return r;
 }
 
+// The CPU has AVX-512 F/VL/BW/DQ and FMA (checked once).
+bool cpu_has_avx512();
 // Copies src (any strides) into dst (any strides) of the same shape; 4-byte elements.
 void cpu_copy_strided(Tensor* dst, const Tensor* src, int nthreads);
 // Fills a contiguous 4-byte buffer with a 32-bit pattern.

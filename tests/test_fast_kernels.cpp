@@ -1,0 +1,193 @@
+// tests/test_fast_kernels.cpp — the hand-written AVX-512 CPU forward kernels against double-precision
+// references, and bitwise equal for 1 and 2 threads: conv2d (ops/cpu/conv_direct.cpp: direct implicit
+// GEMM and Winograd F(2x2, 3x3), on shapes that reach every branch: image groups, bands, odd sizes,
+// asymmetric padding, strides, M edges, fewer images than threads), group norm (+ SiLU) and attention.
+#include <doctest/doctest.h>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include "engine/rng.h"
+#include "ops/ops.h"
+
+using namespace nsvq;
+
+namespace {
+struct ConvCase {
+  int64_t N, C, H, W, O, k;
+  int s, pt, pb, pl, pr;
+  bool bias;
+};
+
+std::vector<float> rnd(size_t n, uint64_t seed, float lo, float hi) {
+  Rng r(seed, 7);
+  std::vector<float> v(n);
+  for (float& x : v) x = lo + (hi - lo) * r.uniform();
+  return v;
+}
+
+std::vector<float> run_conv(const ConvCase& c, int threads, const std::vector<float>& xv, const std::vector<float>& wv,
+                            const std::vector<float>& bv) {
+  cpu_set_threads(threads);
+  Store st(backend_cpu());
+  Tensor* x = st.add("x", DType::f32, {c.N, c.C, c.H, c.W});
+  Tensor* w = st.add("w", DType::f32, {c.O, c.C, c.k, c.k});
+  Tensor* b = st.add("b", DType::f32, {c.O});
+  st.upload_f32(x, xv);
+  st.upload_f32(w, wv);
+  st.upload_f32(b, bv);
+  Graph g(backend_cpu());
+  Tensor* y = conv2d(g, x, w, c.bias ? b : nullptr, c.s, c.pt, c.pb, c.pl, c.pr);
+  g.mark_output(y);
+  g.compute();
+  std::vector<float> out = g.get_f32(y);
+  cpu_set_threads(0);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("conv2d forward fast paths match the reference and do not depend on the thread count") {
+  const std::vector<ConvCase> cases = {
+      {3, 8, 8, 8, 32, 3, 1, 1, 1, 1, 1, true},        // Winograd, images grouped into blocks
+      {5, 16, 8, 8, 40, 3, 1, 1, 1, 1, 1, true},       // Winograd, more groups and panels
+      {2, 9, 7, 5, 35, 3, 1, 1, 1, 1, 1, true},        // Winograd, odd sizes, M edge
+      {2, 12, 7, 5, 32, 3, 1, 0, 2, 1, 0, false},      // Winograd, asymmetric padding
+      {2, 8, 9, 10, 32, 3, 1, 0, 0, 0, 0, true},       // Winograd, no padding
+      {9, 8, 2, 3, 32, 3, 1, 1, 1, 1, 1, true},        // Winograd, tiny images: many per vector
+      {1, 16, 32, 32, 32, 3, 1, 1, 1, 1, 1, true},     // Winograd, one image, two threads
+      {1, 16, 160, 150, 32, 3, 1, 1, 1, 1, 1, true},   // Winograd, several bands, one image
+      {2, 16, 161, 160, 32, 3, 1, 1, 1, 1, 1, false},  // Winograd, several bands per image
+      {2, 64, 8, 8, 16, 3, 1, 1, 1, 1, 1, true},       // direct 3x3 (few outputs: no Winograd)
+      {3, 32, 16, 16, 24, 3, 2, 0, 1, 0, 1, true},     // direct, taming Downsample
+      {2, 8, 17, 15, 16, 3, 2, 1, 1, 1, 1, true},      // direct, stride 2 odd sizes
+      {1, 32, 32, 32, 16, 3, 2, 0, 1, 0, 1, true},     // direct, stride 2, one image, two threads
+      {2, 4, 16, 16, 8, 4, 2, 1, 1, 1, 1, true},       // direct, PatchGAN 4x4 stride 2
+      {4, 1, 32, 32, 32, 3, 1, 1, 1, 1, 1, true},      // direct, one input channel (conv_in)
+      {3, 32, 12, 12, 3, 3, 1, 1, 1, 1, 1, true},      // direct, three outputs (conv_out)
+      {4, 24, 8, 8, 40, 1, 1, 0, 0, 0, 0, true},       // direct 1x1, reads x in place
+      {1, 64, 16, 16, 64, 1, 1, 0, 0, 0, 0, true},     // direct 1x1, one image, two threads
+      {2, 6, 9, 9, 8, 1, 2, 0, 0, 0, 0, true},         // 1x1 stride 2
+      {2, 5, 11, 13, 9, 3, 1, 2, 0, 1, 2, true},       // 3x3 odd padding, C < 8
+      {1, 96, 130, 130, 8, 3, 2, 1, 1, 1, 1, true},    // direct, several bands
+  };
+  uint64_t seed = 1;
+  for (const ConvCase& c : cases) {
+    CAPTURE(c.N);
+    CAPTURE(c.C);
+    CAPTURE(c.H);
+    CAPTURE(c.W);
+    CAPTURE(c.O);
+    CAPTURE(c.k);
+    CAPTURE(c.s);
+    std::vector<float> xv = rnd((size_t)(c.N * c.C * c.H * c.W), seed++, -1, 1);
+    std::vector<float> wv = rnd((size_t)(c.O * c.C * c.k * c.k), seed++, -0.5f, 0.5f);
+    std::vector<float> bv = rnd((size_t)c.O, seed++, -1, 1);
+    std::vector<float> y1 = run_conv(c, 1, xv, wv, bv), y2 = run_conv(c, 2, xv, wv, bv);
+    const int64_t Ho = (c.H + c.pt + c.pb - c.k) / c.s + 1, Wo = (c.W + c.pl + c.pr - c.k) / c.s + 1;
+    REQUIRE(y1.size() == (size_t)(c.N * c.O * Ho * Wo));
+    CHECK(std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)) == 0);
+    double worst = 0;
+    for (int64_t n = 0; n < c.N; n++)
+      for (int64_t o = 0; o < c.O; o++)
+        for (int64_t oy = 0; oy < Ho; oy++)
+          for (int64_t ox = 0; ox < Wo; ox++) {
+            double a = c.bias ? bv[o] : 0.0, mag = std::fabs(a);
+            for (int64_t ci = 0; ci < c.C; ci++)
+              for (int64_t i = 0; i < c.k; i++)
+                for (int64_t j = 0; j < c.k; j++) {
+                  int64_t iy = oy * c.s - c.pt + i, ix = ox * c.s - c.pl + j;
+                  if (iy < 0 || iy >= c.H || ix < 0 || ix >= c.W) continue;
+                  double p = (double)wv[((o * c.C + ci) * c.k + i) * c.k + j] * xv[((n * c.C + ci) * c.H + iy) * c.W + ix];
+                  a += p;
+                  mag += std::fabs(p);
+                }
+            double got = y1[((n * c.O + o) * Ho + oy) * Wo + ox];
+            worst = std::max(worst, std::fabs(got - a) / (mag + 1e-3));
+          }
+    CHECK(worst < 2e-6);
+  }
+}
+
+namespace {
+std::vector<float> run_op(int threads, const std::vector<Shape>& shapes, const std::vector<std::vector<float>>& vals,
+                          const std::function<Tensor*(Graph&, const std::vector<Tensor*>&)>& build) {
+  cpu_set_threads(threads);
+  Store st(backend_cpu());
+  std::vector<Tensor*> in;
+  for (size_t i = 0; i < shapes.size(); i++) {
+    in.push_back(st.add("t" + std::to_string(i), DType::f32, shapes[i]));
+    st.upload_f32(in.back(), vals[i]);
+  }
+  Graph g(backend_cpu());
+  Tensor* y = build(g, in);
+  g.mark_output(y);
+  g.compute();
+  std::vector<float> out = g.get_f32(y);
+  cpu_set_threads(0);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("group norm (+ SiLU) fast path: reference, and bitwise equal for 1 and 2 threads") {
+  struct GN { Shape x; int groups; bool silu; };
+  for (const GN& c : {GN{{4, 32, 32, 32}, 8, true}, GN{{3, 12, 5, 4}, 4, false}, GN{{2, 8, 17, 3}, 2, true},
+                      GN{{5, 64, 8, 8}, 8, false}}) {
+    CAPTURE(c.x.str());
+    const int64_t N = c.x[0], C = c.x[1], S = c.x[2] * c.x[3], Cg = C / c.groups;
+    std::vector<std::vector<float>> v = {rnd((size_t)c.x.numel(), 3, -2, 3), rnd((size_t)C, 4, 0.5f, 1.5f),
+                                         rnd((size_t)C, 5, -1, 1)};
+    auto build = [&](Graph& g, const std::vector<Tensor*>& t) { return group_norm(g, t[0], t[1], t[2], c.groups, 1e-6f, c.silu); };
+    std::vector<float> y1 = run_op(1, {c.x, {C}, {C}}, v, build), y2 = run_op(2, {c.x, {C}, {C}}, v, build);
+    CHECK(std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)) == 0);
+    double worst = 0;
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t gi = 0; gi < c.groups; gi++) {
+        const float* xg = v[0].data() + (n * C + gi * Cg) * S;
+        double m = 0, q = 0;
+        for (int64_t i = 0; i < Cg * S; i++) m += xg[i];
+        m /= (double)(Cg * S);
+        for (int64_t i = 0; i < Cg * S; i++) q += (xg[i] - m) * (xg[i] - m);
+        double rs = 1.0 / std::sqrt(q / (double)(Cg * S) + 1e-6);
+        for (int64_t i = 0; i < Cg * S; i++) {
+          int64_t ch = gi * Cg + i / S;
+          double r = (xg[i] - m) * rs * v[1][ch] + v[2][ch];
+          if (c.silu) r = r / (1.0 + std::exp(-r));
+          worst = std::max(worst, std::fabs(r - y1[(n * C + gi * Cg) * S + i]) / (1.0 + std::fabs(r)));
+        }
+      }
+    CHECK(worst < 3e-6);
+  }
+}
+
+TEST_CASE("attention fast path: reference, and bitwise equal for 1 and 2 threads") {
+  struct AT { int64_t B, H, L, S, d, dv; };
+  for (const AT& c : {AT{32, 1, 64, 64, 64, 64}, AT{2, 3, 70, 130, 24, 40}, AT{1, 2, 5, 9, 8, 3}, AT{3, 1, 131, 65, 17, 64}}) {
+    CAPTURE(c.L);
+    CAPTURE(c.S);
+    std::vector<std::vector<float>> v = {rnd((size_t)(c.B * c.H * c.L * c.d), 6, -2, 2),
+                                         rnd((size_t)(c.B * c.H * c.S * c.d), 7, -2, 2),
+                                         rnd((size_t)(c.B * c.H * c.S * c.dv), 8, -1, 1)};
+    std::vector<Shape> sh = {{c.B, c.H, c.L, c.d}, {c.B, c.H, c.S, c.d}, {c.B, c.H, c.S, c.dv}};
+    auto build = [](Graph& g, const std::vector<Tensor*>& t) { return attention(g, t[0], t[1], t[2]); };
+    std::vector<float> y1 = run_op(1, sh, v, build), y2 = run_op(2, sh, v, build);
+    CHECK(std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)) == 0);
+    double worst = 0, sc = 1.0 / std::sqrt((double)c.d);
+    std::vector<double> s((size_t)c.S);
+    for (int64_t b = 0; b < c.B * c.H; b++)
+      for (int64_t i = 0; i < c.L; i++) {
+        double mx = -1e300, z = 0;
+        for (int64_t j = 0; j < c.S; j++) {
+          double a = 0;
+          for (int64_t k = 0; k < c.d; k++) a += (double)v[0][(b * c.L + i) * c.d + k] * v[1][(b * c.S + j) * c.d + k];
+          s[j] = a * sc;
+          mx = std::max(mx, s[j]);
+        }
+        for (int64_t j = 0; j < c.S; j++) z += std::exp(s[j] - mx);
+        for (int64_t e = 0; e < c.dv; e++) {
+          double o = 0;
+          for (int64_t j = 0; j < c.S; j++) o += std::exp(s[j] - mx) / z * v[2][(b * c.S + j) * c.dv + e];
+          worst = std::max(worst, std::fabs(o - y1[(b * c.L + i) * c.dv + e]));
+        }
+      }
+    CHECK(worst < 2e-6);
+  }
+}
