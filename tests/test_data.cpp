@@ -11,19 +11,13 @@
 #include "engine/tensor.h"
 #include "train/data.h"
 #include "train/image_io.h"
+#include "tests/test_util.h"
 
 using namespace nsvq;
+using nsvq_test::error_of;
 namespace fs = std::filesystem;
 
 namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
 
 struct TempDir {
   fs::path p;

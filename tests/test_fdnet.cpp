@@ -14,8 +14,10 @@
 #include "engine/rng.h"
 #include "models/safetensors.h"
 #include "train/fdnet.h"
+#include "tests/test_util.h"
 
 using namespace nsvq;
+using nsvq_test::error_of;
 
 namespace {
 
@@ -63,14 +65,6 @@ std::vector<float> direct_features(const FdNet& net, Backend* be, const std::vec
   return g.get_f32(f);
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 

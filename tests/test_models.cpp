@@ -17,8 +17,10 @@
 #include "models/dit.h"
 #include "models/safetensors.h"
 #include "models/vqgan.h"
+#include "tests/test_util.h"
 
 using namespace nsvq;
+using nsvq_test::error_of;
 
 namespace {
 
@@ -81,14 +83,6 @@ std::vector<float> rand_vec(size_t n, uint64_t seed, float lo = -1.0f, float hi 
   return v;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 struct TempDir {
   std::string path;

@@ -18,8 +18,10 @@
 #include "train/metrics.h"
 #include "train/tokenizer.h"
 #include "train/trainer.h"
+#include "tests/test_util.h"
 
 using namespace nsvq;
+using nsvq_test::error_of;
 
 namespace {
 
@@ -29,14 +31,6 @@ std::string temp_dir(const char* tag) {
   return d;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 std::vector<float> tensor_of(const SafetensorsFile& f, const std::string& name) {
   const SafetensorsEntry* e = f.find(name);
