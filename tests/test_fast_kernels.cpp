@@ -47,7 +47,9 @@ std::vector<float> run_conv(const ConvCase& c, int threads, const std::vector<fl
 
 TEST_CASE("conv2d forward fast paths match the reference and do not depend on the thread count") {
   const std::vector<ConvCase> cases = {
-      {3, 8, 8, 8, 32, 3, 1, 1, 1, 1, 1, true},        // Winograd, images grouped into blocks
+      {3, 8, 8, 8, 32, 3, 1, 1, 1, 1, 1, true},        // Winograd (tight planes), images grouped into blocks
+      {7, 8, 6, 6, 32, 3, 1, 1, 1, 1, 1, true},        // tight, 9 tiles per image: vectors span images
+      {9, 8, 2, 2, 32, 3, 1, 1, 1, 1, 1, false},       // tight, one tile per image
       {5, 16, 8, 8, 40, 3, 1, 1, 1, 1, 1, true},       // Winograd, more groups and panels
       {2, 9, 7, 5, 35, 3, 1, 1, 1, 1, 1, true},        // Winograd, odd sizes, M edge
       {2, 12, 7, 5, 32, 3, 1, 0, 2, 1, 0, false},      // Winograd, asymmetric padding

@@ -381,6 +381,7 @@ bool wino_eligible(const ConvGeom& g) {
 struct WPlan {
   ConvGeom vg;  // the 4x4 stride-2 "conv" whose output pixels are the tiles
   Plan p;
+  bool tight;   // pad-1, even W and H: rows of exactly Wt tiles (see fill_tight)
   int64_t group;       // images per group (1 when an image needs several bands)
   int64_t vblk, mblk;  // floats of the V and M blocks
   int64_t per_thread;  // floats of scratch per thread
@@ -388,7 +389,7 @@ struct WPlan {
 };
 
 WPlan make_wplan(const ConvGeom& g) {
-  WPlan w{g, Plan{}, 1, 0, 0, 0, 0};
+  WPlan w{g, Plan{}, false, 1, 0, 0, 0, 0};
   w.vg.sh = w.vg.sw = 2;
   w.vg.kh = w.vg.kw = 4;
   w.vg.Ho = cdiv(g.Ho, 2);
@@ -397,6 +398,18 @@ WPlan make_wplan(const ConvGeom& g) {
   w.vg.P = w.vg.Ho * w.vg.Wo;
   w.vg.direct = false;
   w.p = make_plan(w.vg);
+  w.tight = g.pt == 1 && g.pl == 1 && g.Ho == g.H && g.Wo == g.W && g.H % 2 == 0 && g.W % 2 == 0 && g.W <= 256;
+  if (w.tight) {  // the same planes without pad columns: Wq = Wt (see fill_tight)
+    Plan& p = w.p;
+    p.Wq = g.W / 2;
+    p.halo = 1;
+    int64_t rows = BAND_BYTES / 4 / imax(1, g.C * 4 * p.Wq) - 2;
+    rows = imin(rows, MAX_FILL_ROWS / 2 - 2);
+    p.band = imax(1, imin(w.vg.Ho, rows));
+    p.PS = (p.band + 2) * p.Wq;
+    p.CS = 4 * p.PS;
+    p.buf = (g.C * p.CS + SLACK + 15) / 16 * 16;
+  }
   w.p.panels = cdiv(g.O, MR);
   if (w.p.band >= w.vg.Ho) w.group = imax(1, imin(g.N, WGROUP_BYTES / 4 / w.p.buf));
   w.vblk = 16 * g.C * WTB;
@@ -435,6 +448,60 @@ void wino_weights(const ConvGeom& g, const WPlan& w, const float* wt, float* U, 
   }
 }
 
+// Tight planes (3x3, pad 1, even H and W): plane (a, 1)[yq][xq] = x[2(ty0 + yq) + a - 1][2 xq] and plane
+// (a, 0)[yq][xq] = x[..][2 xq + 1], Wq = W / 2, no pad columns: tile (ty, tx) reads plane (r % 2, 0) at
+// column tx - 1 + s / 2 and plane (r % 2, 1) at tx + s / 2 (s = column of the 4x4 patch); the two reads
+// that leave the row (s = 0 at tx = 0, s = 3 at tx = Wt - 1) are the zero padding and are masked off
+// by wino_input. Rows yq = br (one past the band) are zero.
+NSVQ_AVX512 void fill_tight(const ConvGeom& g, const Plan& p, const float* x, int64_t ty0, int64_t rows, int64_t c0,
+                            int64_t c1, float* buf) {
+  const int64_t br = rows + p.halo, Wq = p.Wq, nv = imin(cdiv(Wq, 16), 8), PS = p.PS, W = g.W, HW = g.H * g.W;
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  const __m512 zero = _mm512_setzero_ps();
+  __mmask16 ml[8], mh[8], ms[8];
+  for (int64_t v = 0; v < nv; v++) {
+    ml[v] = lane_range(32 * v, 0, W);
+    mh[v] = lane_range(32 * v + 16, 0, W);
+    ms[v] = lane_range(16 * v, 0, Wq);
+  }
+  // buffer rows (a, yq) -> source row or -1, the same for every channel
+  int64_t src_of[2 * (MAX_FILL_ROWS / 2 + 1)];
+  for (int64_t a = 0; a < 2; a++)
+    for (int64_t yq = 0; yq <= br; yq++) {
+      const int64_t iy = 2 * (ty0 + yq) + a - 1;
+      src_of[a * (br + 1) + yq] = yq == br || iy < 0 || iy >= g.H ? -1 : iy * W;
+    }
+  for (int64_t c = c0; c < c1; c++) {
+    const float* xc = x + c * HW;
+    float* cb = buf + c * p.CS;
+    if (c + 1 < c1) {  // the input usually comes from L3 or memory: ask for the next channel now
+      const char* nx = (const char*)(xc + HW);
+      for (int64_t o = 0; o < imin(HW * 4, 4096); o += 64) _mm_prefetch(nx + o, _MM_HINT_T0);
+    }
+    for (int64_t a = 0; a < 2; a++) {
+      float* d0 = cb + a * 2 * PS;  // phase (a, 0); (a, 1) at + PS
+      const int64_t* so = src_of + a * (br + 1);
+      for (int64_t yq = 0; yq <= br; yq++, d0 += Wq) {
+        if (so[yq] < 0) {
+          for (int64_t v = 0; v < nv; v++) {
+            _mm512_mask_storeu_ps(d0 + 16 * v, ms[v], zero);
+            _mm512_mask_storeu_ps(d0 + PS + 16 * v, ms[v], zero);
+          }
+          continue;
+        }
+        const float* src = xc + so[yq];
+        for (int64_t v = 0; v < nv; v++) {
+          const __m512 lo = _mm512_maskz_loadu_ps(ml[v], src + 32 * v);
+          const __m512 hi = _mm512_maskz_loadu_ps(mh[v], src + 32 * v + 16);
+          _mm512_mask_storeu_ps(d0 + 16 * v, ms[v], _mm512_permutex2var_ps(lo, odd, hi));
+          _mm512_mask_storeu_ps(d0 + PS + 16 * v, ms[v], _mm512_permutex2var_ps(lo, even, hi));
+        }
+      }
+    }
+  }
+}
+
 // One band of one image inside a unit: its tiles are t in [t0, t0 + rows*Wq) of the unit.
 struct Sub {
   const float* buf;  // phase buffer of the band
@@ -457,8 +524,10 @@ struct OutSeg {  // tile lanes of a vector in one tile row: pixel lanes m (32: d
 
 // V of one 16-tile vector for every channel: column by column, B^T over the 4 patch rows, then B over
 // the columns (20 live registers). NS segments (0: one segment covering all lanes, plain loads; -1: ns).
+// m0 / m3: lanes whose s = 0 / s = 3 patch column exists (tight planes; else all).
 template <int NS>
-NSVQ_AVX512 void wino_input_vec(int64_t C, int64_t CS, const int64_t* off, const InSeg* seg, int ns, float* vo) {
+NSVQ_AVX512 void wino_input_vec(int64_t C, int64_t CS, const int64_t* off, const InSeg* seg, int ns, __mmask16 m0,
+                                __mmask16 m3, float* vo) {
   const int64_t xs = C * WTB;
   for (int64_t c = 0; c < C; c++) {
     const int64_t cc = c * CS;
@@ -467,12 +536,14 @@ NSVQ_AVX512 void wino_input_vec(int64_t C, int64_t CS, const int64_t* off, const
       __m512 d[4];
       for (int r = 0; r < 4; r++) {
         const int64_t o = cc + off[r * 4 + s];
+        const __mmask16 em = s == 0 ? m0 : s == 3 ? m3 : (__mmask16)0xFFFF;
         if (NS == 0) {
-          d[r] = _mm512_loadu_ps(seg[0].base + o);
+          d[r] = s == 0 || s == 3 ? _mm512_maskz_loadu_ps(em, seg[0].base + o) : _mm512_loadu_ps(seg[0].base + o);
         } else {
-          d[r] = _mm512_maskz_loadu_ps(seg[0].m, seg[0].base + o);
+          d[r] = _mm512_maskz_loadu_ps(seg[0].m & em, seg[0].base + o);
 #pragma GCC unroll 4
-          for (int q = 1; q < (NS < 0 ? ns : NS); q++) d[r] = _mm512_mask_loadu_ps(d[r], seg[q].m, seg[q].base + o);
+          for (int q = 1; q < (NS < 0 ? ns : NS); q++)
+            d[r] = _mm512_mask_loadu_ps(d[r], seg[q].m & em, seg[q].base + o);
         }
       }
       t[0 * 4 + s] = _mm512_sub_ps(d[0], d[2]);
@@ -497,7 +568,8 @@ NSVQ_AVX512 void wino_input(const ConvGeom& g, const WPlan& w, const Sub* subs, 
   const Plan& p = w.p;
   int64_t off[16];
   for (int r = 0; r < 4; r++)
-    for (int s = 0; s < 4; s++) off[r * 4 + s] = ((r % 2) * 2 + s % 2) * p.PS + (r / 2) * p.Wq + s / 2;
+    for (int s = 0; s < 4; s++)  // tight planes: phase-0 columns start one tile later (fill_tight)
+      off[r * 4 + s] = ((r % 2) * 2 + s % 2) * p.PS + (r / 2) * p.Wq + s / 2 - (w.tight && s % 2 == 0 ? 1 : 0);
   int si = 0;
   for (int64_t v = 0; v * 16 < nb; v++) {
     const int64_t vs = tb + 16 * v, ve = imin(vs + 16, tb + nb);
@@ -509,13 +581,21 @@ NSVQ_AVX512 void wino_input(const ConvGeom& g, const WPlan& w, const Sub* subs, 
       if (b <= a) continue;
       seg[ns++] = {subs[k].buf + (a - subs[k].t0) - (a - vs), lane_range(0, a - vs, b - vs)};
     }
+    uint32_t m0 = 0xFFFF, m3 = 0xFFFF;
+    if (w.tight)  // lanes at the first / last tile of a row have no s = 0 / s = 3 column
+      for (int k = si; k < nsub && subs[k].t0 < ve; k++)
+        for (int64_t t = imax(vs, subs[k].t0); t < imin(ve, subs[k].t0 + subs[k].rows * p.Wq); t++) {
+          const int64_t tx = (t - subs[k].t0) % p.Wq;
+          if (tx == 0) m0 &= ~(1u << (t - vs));
+          if (tx == p.Wq - 1) m3 &= ~(1u << (t - vs));
+        }
     float* vo = V + 16 * v;
     switch (ns == 1 && seg[0].m == 0xFFFF ? 0 : ns) {
-      case 0: wino_input_vec<0>(g.C, p.CS, off, seg, ns, vo); break;
-      case 1: wino_input_vec<1>(g.C, p.CS, off, seg, ns, vo); break;
-      case 2: wino_input_vec<2>(g.C, p.CS, off, seg, ns, vo); break;
-      case 3: wino_input_vec<3>(g.C, p.CS, off, seg, ns, vo); break;
-      default: wino_input_vec<-1>(g.C, p.CS, off, seg, ns, vo); break;  // tiny images: any count
+      case 0: wino_input_vec<0>(g.C, p.CS, off, seg, ns, (__mmask16)m0, (__mmask16)m3, vo); break;
+      case 1: wino_input_vec<1>(g.C, p.CS, off, seg, ns, (__mmask16)m0, (__mmask16)m3, vo); break;
+      case 2: wino_input_vec<2>(g.C, p.CS, off, seg, ns, (__mmask16)m0, (__mmask16)m3, vo); break;
+      case 3: wino_input_vec<3>(g.C, p.CS, off, seg, ns, (__mmask16)m0, (__mmask16)m3, vo); break;
+      default: wino_input_vec<-1>(g.C, p.CS, off, seg, ns, (__mmask16)m0, (__mmask16)m3, vo); break;  // tiny images: any count
     }
   }
 }
@@ -593,6 +673,14 @@ NSVQ_AVX512 void wino_output(const ConvGeom& g, const float* M, int nv, const Ou
     }
 }
 
+void wino_fill(const ConvGeom& g, const WPlan& w, const float* x, int64_t ty0, int64_t rows, int64_t c0, int64_t c1,
+               float* buf) {
+  if (w.tight)
+    fill_tight(g, w.p, x, ty0, rows, c0, c1, buf);
+  else
+    fill_band(w.vg, w.p, x, ty0, rows, c0, c1, buf);
+}
+
 // blocks [b0, b1) of a unit (subs, ttot tiles): input transform, 16 GEMMs and output transform per panel
 void wino_blocks(const ConvGeom& g, const WPlan& w, const float* U, const float* bias, const Sub* subs, int nsub,
                  int64_t ttot, int64_t b0, int64_t b1, float* V, float* M) {
@@ -647,7 +735,7 @@ void wino_images(const ConvGeom& g, const WPlan& w, const float* U, const float*
       int64_t t0 = 0;
       for (int64_t i = 0; i < nb; i++) {
         float* buf = tbuf + i * p.buf;
-        fill_band(w.vg, p, x + (na + i) * img_in, 0, w.vg.Ho, 0, g.C, buf);
+        wino_fill(g, w, x + (na + i) * img_in, 0, w.vg.Ho, 0, g.C, buf);
         subs[i] = {buf, y + (na + i) * img_out, 0, w.vg.Ho, t0};
         t0 += w.vg.Ho * p.Wq;
       }
@@ -656,7 +744,7 @@ void wino_images(const ConvGeom& g, const WPlan& w, const float* U, const float*
     } else {  // one image, band by band
       for (int64_t ty0 = 0; ty0 < w.vg.Ho; ty0 += p.band) {
         const int64_t rows = imin(p.band, w.vg.Ho - ty0);
-        fill_band(w.vg, p, x + na * img_in, ty0, rows, 0, g.C, tbuf);
+        wino_fill(g, w, x + na * img_in, ty0, rows, 0, g.C, tbuf);
         subs[0] = {tbuf, y + na * img_out, ty0, rows, 0};
         wino_blocks(g, w, U, bias, subs, 1, rows * p.Wq, 0, cdiv(rows * p.Wq, WTB), V, M);
       }
@@ -691,7 +779,7 @@ void wino_forward(const ConvGeom& g, const float* x, const float* wt, const floa
 #pragma omp parallel num_threads(nt)
       {
         const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-        fill_band(w.vg, p, x + n * g.C * g.H * g.W, ty0, rows, g.C * tid / nth, g.C * (tid + 1) / nth, tb);
+        wino_fill(g, w, x + n * g.C * g.H * g.W, ty0, rows, g.C * tid / nth, g.C * (tid + 1) / nth, tb);
 #pragma omp barrier
         float* V = tb + w.group * p.buf + tid * (w.vblk + w.mblk);
         wino_blocks(g, w, U, bias, &sub, 1, rows * p.Wq, nblk * tid / nth, nblk * (tid + 1) / nth, V, V + w.vblk);
