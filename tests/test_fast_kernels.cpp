@@ -47,18 +47,19 @@ std::vector<float> run_conv(const ConvCase& c, int threads, const std::vector<fl
 
 TEST_CASE("conv2d forward fast paths match the reference and do not depend on the thread count") {
   const std::vector<ConvCase> cases = {
-      {3, 8, 8, 8, 32, 3, 1, 1, 1, 1, 1, true},        // Winograd (tight planes), images grouped into blocks
-      {7, 8, 6, 6, 32, 3, 1, 1, 1, 1, 1, true},        // tight, 9 tiles per image: vectors span images
-      {9, 8, 2, 2, 32, 3, 1, 1, 1, 1, 1, false},       // tight, one tile per image
+      {4, 8, 8, 8, 32, 3, 1, 1, 1, 1, 1, true},        // Winograd (tight planes), images grouped into blocks
+      {8, 8, 6, 6, 32, 3, 1, 1, 1, 1, 1, true},        // tight, 9 tiles per image: vectors span images
+      {64, 8, 2, 2, 32, 3, 1, 1, 1, 1, 1, false},      // tight, one tile per image
       {5, 16, 8, 8, 40, 3, 1, 1, 1, 1, 1, true},       // Winograd, more groups and panels
-      {2, 9, 7, 5, 35, 3, 1, 1, 1, 1, 1, true},        // Winograd, odd sizes, M edge
-      {2, 12, 7, 5, 32, 3, 1, 0, 2, 1, 0, false},      // Winograd, asymmetric padding
-      {2, 8, 9, 10, 32, 3, 1, 0, 0, 0, 0, true},       // Winograd, no padding
-      {9, 8, 2, 3, 32, 3, 1, 1, 1, 1, 1, true},        // Winograd, tiny images: many per vector
+      {8, 9, 7, 5, 35, 3, 1, 1, 1, 1, 1, true},        // Winograd, odd sizes, M edge
+      {10, 12, 7, 5, 32, 3, 1, 0, 2, 1, 0, false},     // Winograd, asymmetric padding
+      {5, 8, 9, 10, 32, 3, 1, 0, 0, 0, 0, true},       // Winograd, no padding
+      {43, 8, 2, 3, 32, 3, 1, 1, 1, 1, 1, true},       // Winograd, tiny images: many per vector
       {1, 16, 32, 32, 32, 3, 1, 1, 1, 1, 1, true},     // Winograd, one image, two threads
       {1, 16, 160, 150, 32, 3, 1, 1, 1, 1, 1, true},   // Winograd, several bands, one image
       {2, 16, 161, 160, 32, 3, 1, 1, 1, 1, 1, false},  // Winograd, several bands per image
       {2, 64, 8, 8, 16, 3, 1, 1, 1, 1, 1, true},       // direct 3x3 (few outputs: no Winograd)
+      {1, 64, 8, 8, 64, 3, 1, 1, 1, 1, 1, true},       // Winograd, one small image
       {3, 32, 16, 16, 24, 3, 2, 0, 1, 0, 1, true},     // direct, taming Downsample
       {2, 8, 17, 15, 16, 3, 2, 1, 1, 1, 1, true},      // direct, stride 2 odd sizes
       {1, 32, 32, 32, 16, 3, 2, 0, 1, 0, 1, true},     // direct, stride 2, one image, two threads
@@ -72,7 +73,9 @@ TEST_CASE("conv2d forward fast paths match the reference and do not depend on th
       {1, 96, 130, 130, 8, 3, 2, 1, 1, 1, 1, true},    // direct, several bands
   };
   uint64_t seed = 1;
+  int wino = 0;  // cases that take the Winograd path (3x3 stride 1, C >= 8, O >= 32)
   for (const ConvCase& c : cases) {
+    if (c.k == 3 && c.s == 1 && c.C >= 8 && c.O >= 32) wino++;
     CAPTURE(c.N);
     CAPTURE(c.C);
     CAPTURE(c.H);
@@ -107,6 +110,7 @@ TEST_CASE("conv2d forward fast paths match the reference and do not depend on th
           }
     CHECK(worst < 2e-6);
   }
+  CHECK(wino == 12);
 }
 
 namespace {

@@ -347,15 +347,39 @@ void run_image(const ConvGeom& g, const Plan& p, const Layout& l, const float* x
   }
 }
 
-void prepare(const ConvGeom& g, const Plan& p, const Layout& l, const float* w) {
-  for (int64_t pn = 0; pn < p.panels; pn++) {
-    float* dst = l.pa + pn * MR * g.K;
-    for (int64_t k = 0; k < g.K; k++)
-      for (int r = 0; r < MR; r++) {
-        int64_t o = pn * MR + r;
-        dst[k * MR + r] = o < g.O ? w[o * g.K + k] : 0.0f;
+// pa[panel][k][r] = w[panel*MR + r][k] (zero rows past O): 8 x 8 transposes
+NSVQ_AVX512 void pack_weights(const ConvGeom& g, int64_t panels, const float* w, float* pa) {
+  for (int64_t pn = 0; pn < panels; pn++) {
+    float* dst = pa + pn * MR * g.K;
+    for (int64_t k0 = 0; k0 < g.K; k0 += 8) {
+      const int64_t nk = imin(8, g.K - k0);
+      const __mmask8 km = (__mmask8)((1u << nk) - 1u);
+      __m256 r[8];
+      for (int i = 0; i < 8; i++) {
+        const int64_t o = pn * MR + i;
+        r[i] = o < g.O ? _mm256_maskz_loadu_ps(km, w + o * g.K + k0) : _mm256_setzero_ps();
       }
+      __m256 t[8], u[8];
+      for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+      }
+      for (int h = 0; h < 2; h++) {  // rows 0-3 (h = 0) and 4-7 (h = 1)
+        u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+        u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+        u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+        u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+      }
+      for (int k = 0; k < nk; k++) {  // column k: lanes 0-3 from u[k % 4], 4-7 from u[4 + k % 4]
+        const __m256 col = _mm256_permute2f128_ps(u[k % 4], u[4 + k % 4], k < 4 ? 0x20 : 0x31);
+        _mm256_storeu_ps(dst + (k0 + k) * MR, col);
+      }
+    }
   }
+}
+
+void prepare(const ConvGeom& g, const Plan& p, const Layout& l, const float* w) {
+  pack_weights(g, p.panels, w, l.pa);
   for (int64_t c = 0; c < g.C; c++)
     for (int64_t i = 0; i < g.kh; i++)
       for (int64_t j = 0; j < g.kw; j++)
@@ -374,6 +398,8 @@ constexpr int64_t WTB = 48;                     // tiles per block (one register
 constexpr int64_t WGROUP_BYTES = 1024 * 1024;   // fill buffers of one image group
 constexpr int WMAXSEG = 20;
 
+// Worth it with enough output channels to share the input transform (even for one 8x8 image: the
+// direct path packs the weights every call too).
 bool wino_eligible(const ConvGeom& g) {
   return g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.C >= 8 && g.O >= 32;
 }
@@ -419,33 +445,43 @@ WPlan make_wplan(const ConvGeom& g) {
   return w;
 }
 
-// U[panel][xi][c][r] = (G g G^T)[xi] of weight (o = panel*MR + r, c); zero rows past O
-void wino_weights(const ConvGeom& g, const WPlan& w, const float* wt, float* U, int nt) {
-  const int64_t n = w.p.panels * MR;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t o = 0; o < n; o++) {
-    float* up = U + (o / MR) * w.upanel + (o % MR);
-    for (int64_t c = 0; c < g.C; c++) {
-      float u[16] = {};
-      if (o < g.O) {
-        const float* k = wt + (o * g.C + c) * 9;
-        float t[4][3];
-        for (int j = 0; j < 3; j++) {
-          t[0][j] = k[j];
-          t[1][j] = 0.5f * (k[j] + k[3 + j] + k[6 + j]);
-          t[2][j] = 0.5f * (k[j] - k[3 + j] + k[6 + j]);
-          t[3][j] = k[6 + j];
-        }
-        for (int i = 0; i < 4; i++) {
-          u[i * 4 + 0] = t[i][0];
-          u[i * 4 + 1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-          u[i * 4 + 2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-          u[i * 4 + 3] = t[i][2];
-        }
-      }
-      for (int xi = 0; xi < 16; xi++) up[(xi * g.C + c) * MR] = u[xi];
+// U[panel][xi][c][r] = (G g G^T)[xi] of weight (o = panel*MR + r, c); zero rows past O. Vectorised
+// over 16 lanes = (2 input channels) x (8 output channels), i.e. 16 consecutive floats of U.
+NSVQ_AVX512 void wino_weights_panel(const ConvGeom& g, const WPlan& w, const float* wt, float* U, int64_t pn) {
+  const __m512 half = _mm512_set1_ps(0.5f);
+  float* up = U + pn * w.upanel;
+  for (int64_t c = 0; c < g.C; c += 2) {
+    alignas(64) float tmp[9 * 16];  // tmp[q][l]: tap q of lane l (gathers are slow on Zen)
+    for (int l = 0; l < 16; l++) {
+      const int64_t o = pn * MR + l % 8, ch = c + l / 8;
+      const float* src = o < g.O && ch < g.C ? wt + (o * g.C + ch) * 9 : nullptr;
+      for (int q = 0; q < 9; q++) tmp[q * 16 + l] = src ? src[q] : 0.0f;
+    }
+    __m512 k[9];
+    for (int q = 0; q < 9; q++) k[q] = _mm512_load_ps(tmp + q * 16);
+    __m512 t[4][3];
+    for (int j = 0; j < 3; j++) {
+      t[0][j] = k[j];
+      t[1][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(k[j], k[3 + j]), k[6 + j]));
+      t[2][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(k[j], k[3 + j]), k[6 + j]));
+      t[3][j] = k[6 + j];
+    }
+    const __mmask16 sm = c + 1 < g.C ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
+    for (int i = 0; i < 4; i++) {
+      __m512 u[4];
+      u[0] = t[i][0];
+      u[1] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2]));
+      u[2] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(t[i][0], t[i][1]), t[i][2]));
+      u[3] = t[i][2];
+      for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(up + ((i * 4 + j) * g.C + c) * MR, sm, u[j]);
     }
   }
+}
+
+void wino_weights(const ConvGeom& g, const WPlan& w, const float* wt, float* U, int nt) {
+  const int64_t np = w.p.panels;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t pn = 0; pn < np; pn++) wino_weights_panel(g, w, wt, U, pn);
 }
 
 // Tight planes (3x3, pad 1, even H and W): plane (a, 1)[yq][xq] = x[2(ty0 + yq) + a - 1][2 xq] and plane
