@@ -60,7 +60,9 @@ TEST_CASE("conv2d forward fast paths match the reference and do not depend on th
       {2, 16, 161, 160, 32, 3, 1, 1, 1, 1, 1, false},  // Winograd, several bands per image
       {2, 64, 8, 8, 16, 3, 1, 1, 1, 1, 1, true},       // direct 3x3 (few outputs: no Winograd)
       {1, 64, 8, 8, 64, 3, 1, 1, 1, 1, 1, true},       // Winograd, one small image
-      {3, 32, 16, 16, 24, 3, 2, 0, 1, 0, 1, true},     // direct, taming Downsample
+      {3, 32, 16, 16, 24, 3, 2, 0, 1, 0, 1, true},     // direct, taming Downsample (tight planes)
+      {3, 16, 8, 8, 16, 3, 2, 1, 1, 1, 1, true},       // direct stride 2, pad 1 (tight, masked column 0)
+      {2, 8, 9, 8, 8, 3, 2, 1, 1, 1, 1, false},        // direct stride 2, tight, odd height
       {2, 8, 17, 15, 16, 3, 2, 1, 1, 1, 1, true},      // direct, stride 2 odd sizes
       {1, 32, 32, 32, 16, 3, 2, 0, 1, 0, 1, true},     // direct, stride 2, one image, two threads
       {2, 4, 16, 16, 8, 4, 2, 1, 1, 1, 1, true},       // direct, PatchGAN 4x4 stride 2

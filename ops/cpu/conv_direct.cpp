@@ -45,6 +45,9 @@ struct Plan {
   int64_t PS, CS; // phase plane and channel stride in the buffer
   int64_t buf;    // floats per thread buffer (0 without copy)
   int64_t panels; // ceil(O / MR)
+  bool tight = false;  // 3x3 stride 2, Wo = W / 2: planes of exactly Wo columns (fill_tight), taps reordered
+  int64_t K1 = 0;      // tight: taps [0, K1) read every lane; taps [K1, K) (column j = mj) skip column mcol
+  int64_t mj = -1, mcol = -1;
 };
 
 // Data columns [lo, hi) of phase plane b (padded column xq*sw + b inside [pl, pl + W)).
@@ -64,6 +67,25 @@ Plan make_plan(const ConvGeom& g) {
     p.band = g.Ho;
     p.PS = p.CS = g.H * g.W;
     p.buf = 0;
+    return p;
+  }
+  if (g.sh == 2 && g.sw == 2 && g.kh == 3 && g.kw == 3 && g.W % 2 == 0 && g.Wo == g.W / 2 && g.W <= 256 &&
+      (g.pl == 0 || g.pl == 1)) {
+    // Tight stride-2 planes (taming's Downsample, or pad 1): phase b of a row holds every other input
+    // column, Wo of them, no pad column; the one tap column that would read one (j = 2 at ox = Wo - 1
+    // for pl = 0, j = 0 at ox = 0 for pl = 1) is masked instead.
+    p.tight = true;
+    p.Wq = g.Wo;
+    p.halo = 1;
+    int64_t rows = BAND_BYTES / 4 / imax(1, g.C * 4 * p.Wq) - 2;
+    rows = imin(rows, MAX_FILL_ROWS / 2 - 2);
+    p.band = imax(1, imin(g.Ho, rows));
+    p.PS = (p.band + 2) * p.Wq;
+    p.CS = 4 * p.PS;
+    p.buf = (g.C * p.CS + SLACK + 15) / 16 * 16;
+    p.mj = g.pl == 0 ? 2 : 0;
+    p.mcol = g.pl == 0 ? g.Wo - 1 : 0;
+    p.K1 = g.C * 3 * 2;
     return p;
   }
   // Row length: the right padding a row reads may alias the next row's left padding (both zero), so
@@ -94,6 +116,7 @@ struct Layout {
   float* pa;     // packed weights [panels][K][MR]
   int64_t* off;  // [K]
   float* bufs;   // [threads][buf]
+  float* pa2;    // tight: the weights packed in natural tap order, before reordering
 };
 
 Layout layout(const ConvGeom& g, const Plan& p, void* scratch) {
@@ -101,7 +124,8 @@ Layout layout(const ConvGeom& g, const Plan& p, void* scratch) {
   l.pa = (float*)scratch;
   l.off = (int64_t*)(l.pa + p.panels * MR * g.K);
   uintptr_t b = (uintptr_t)(l.off + g.K);
-  l.bufs = (float*)((b + 63) / 64 * 64);
+  l.pa2 = (float*)((b + 63) / 64 * 64);
+  l.bufs = l.pa2 + (p.tight ? (p.panels * MR * g.K + 15) / 16 * 16 : 0);
   return l;
 }
 
@@ -247,6 +271,61 @@ NSVQ_AVX512 void fill_band(const ConvGeom& g, const Plan& p, const float* x, int
   }
 }
 
+// Tight planes (stride-2 phases of an even-width input, no pad columns, Wq = W / 2): row yq of phase a
+// is input row 2 (ty0 + yq) + a - pt; with pl = 1, plane (a, 0) holds the odd input columns and (a, 1)
+// the even ones (plane (a, 0) then starts one column later than its padded phase); with pl = 0 the
+// other way round. Readers mask the lanes whose column falls on the padding (Winograd: s = 0 at
+// tx = 0 and s = 3 at tx = Wt - 1; direct stride 2: the taps of column mj). Rows yq = br are zero.
+NSVQ_AVX512 void fill_tight(const ConvGeom& g, const Plan& p, const float* x, int64_t ty0, int64_t rows, int64_t c0,
+                            int64_t c1, float* buf) {
+  const int64_t br = rows + p.halo, Wq = p.Wq, nv = imin(cdiv(Wq, 16), 8), PS = p.PS, W = g.W, HW = g.H * g.W;
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  const __m512i i0 = g.pl == 1 ? odd : even, i1 = g.pl == 1 ? even : odd;  // x columns of phases 0 and 1
+  const __m512 zero = _mm512_setzero_ps();
+  __mmask16 ml[8], mh[8], ms[8];
+  for (int64_t v = 0; v < nv; v++) {
+    ml[v] = lane_range(32 * v, 0, W);
+    mh[v] = lane_range(32 * v + 16, 0, W);
+    ms[v] = lane_range(16 * v, 0, Wq);
+  }
+  // buffer rows (a, yq) -> source row or -1, the same for every channel
+  int64_t src_of[2 * (MAX_FILL_ROWS / 2 + 1)];
+  for (int64_t a = 0; a < 2; a++)
+    for (int64_t yq = 0; yq <= br; yq++) {
+      const int64_t iy = 2 * (ty0 + yq) + a - g.pt;
+      src_of[a * (br + 1) + yq] = yq == br || iy < 0 || iy >= g.H ? -1 : iy * W;
+    }
+  for (int64_t c = c0; c < c1; c++) {
+    const float* xc = x + c * HW;
+    float* cb = buf + c * p.CS;
+    if (c + 1 < c1) {  // the input usually comes from L3 or memory: ask for the next channel now
+      const char* nx = (const char*)(xc + HW);
+      for (int64_t o = 0; o < imin(HW * 4, 4096); o += 64) _mm_prefetch(nx + o, _MM_HINT_T0);
+    }
+    for (int64_t a = 0; a < 2; a++) {
+      float* d0 = cb + a * 2 * PS;  // phase (a, 0); (a, 1) at + PS
+      const int64_t* so = src_of + a * (br + 1);
+      for (int64_t yq = 0; yq <= br; yq++, d0 += Wq) {
+        if (so[yq] < 0) {
+          for (int64_t v = 0; v < nv; v++) {
+            _mm512_mask_storeu_ps(d0 + 16 * v, ms[v], zero);
+            _mm512_mask_storeu_ps(d0 + PS + 16 * v, ms[v], zero);
+          }
+          continue;
+        }
+        const float* src = xc + so[yq];
+        for (int64_t v = 0; v < nv; v++) {
+          const __m512 lo = _mm512_maskz_loadu_ps(ml[v], src + 32 * v);
+          const __m512 hi = _mm512_maskz_loadu_ps(mh[v], src + 32 * v + 16);
+          _mm512_mask_storeu_ps(d0 + 16 * v, ms[v], _mm512_permutex2var_ps(lo, i0, hi));
+          _mm512_mask_storeu_ps(d0 + PS + 16 * v, ms[v], _mm512_permutex2var_ps(lo, i1, hi));
+        }
+      }
+    }
+  }
+}
+
 struct Seg {
   __mmask16 m;
   int64_t off;  // element offset (from the output plane) of the vector's lane 0
@@ -254,22 +333,39 @@ struct Seg {
 
 // Register tile: MR output channels x NV vectors starting at buffer pointer xt; lmask covers the
 // valid lanes of the last vector. Stores acc (+ bias) through the row segments of each vector.
+// Taps [K1, K) load through tm[v] too (tight stride-2 planes: the lanes of the masked column read zero).
 template <int NV>
-NSVQ_AVX512 void tile_kernel(int64_t K, const float* __restrict pa, const float* __restrict xt,
-                             const int64_t* __restrict off, __mmask16 lmask, const Seg (*segs)[MAXSEG], const int* ns,
-                             float* yo, int64_t P, int R, const float* bias) {
+NSVQ_AVX512 void tile_kernel(int64_t K, int64_t K1, const float* __restrict pa, const float* __restrict xt,
+                             const int64_t* __restrict off, __mmask16 lmask, const __mmask16* tm,
+                             const Seg (*segs)[MAXSEG], const int* ns, float* yo, int64_t P, int R, const float* bias) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; r++)
 #pragma GCC unroll 3
     for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
 #pragma GCC unroll 2
-  for (int64_t k = 0; k < K; k++) {
+  for (int64_t k = 0; k < K1; k++) {
     const float* b = xt + off[k];
     __m512 bv[NV];
 #pragma GCC unroll 3
     for (int v = 0; v < NV; v++)
       bv[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(lmask, b + 16 * v) : _mm512_loadu_ps(b + 16 * v);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+      const __m512 av = _mm512_set1_ps(pa[r]);
+#pragma GCC unroll 3
+      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+    pa += MR;
+  }
+  __mmask16 km[NV];
+#pragma GCC unroll 3
+  for (int v = 0; v < NV; v++) km[v] = v == NV - 1 ? (__mmask16)(lmask & tm[v]) : tm[v];
+  for (int64_t k = K1; k < K; k++) {
+    const float* b = xt + off[k];
+    __m512 bv[NV];
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(km[v], b + 16 * v);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++) {
       const __m512 av = _mm512_set1_ps(pa[r]);
@@ -291,9 +387,23 @@ NSVQ_AVX512 void tile_kernel(int64_t K, const float* __restrict pa, const float*
   }
 }
 
-using tile_fn = void (*)(int64_t, const float*, const float*, const int64_t*, __mmask16, const Seg (*)[MAXSEG],
-                         const int*, float*, int64_t, int, const float*);
+using tile_fn = void (*)(int64_t, int64_t, const float*, const float*, const int64_t*, __mmask16, const __mmask16*,
+                         const Seg (*)[MAXSEG], const int*, float*, int64_t, int, const float*);
 const tile_fn tile_kernels[NV_MAX] = {tile_kernel<1>, tile_kernel<2>, tile_kernel<3>};
+
+// Register tiles over nvec 16-pixel vectors: 3 vectors each, except that a remainder of one vector
+// is avoided (4 = 2 + 2: a 1-vector tile loads as much as it multiplies).
+int64_t tile_count(int64_t nvec) { return nvec % 3 == 1 && nvec >= 4 ? (nvec - 4) / 3 + 2 : cdiv(nvec, 3); }
+void tile_of(int64_t i, int64_t nvec, int64_t& t0, int& nv) {
+  const int64_t n = tile_count(nvec);
+  if (nvec % 3 == 1 && nvec >= 4 && i >= n - 2) {
+    t0 = 16 * (3 * (n - 2) + 2 * (i - (n - 2)));
+    nv = 2;
+    return;
+  }
+  t0 = 48 * i;
+  nv = (int)imin(3, nvec - 3 * i);
+}
 
 // Tiles [i0, i1) of the (tile, panel) items of one band: output rows [oy0, oy0 + nrows) of image yn
 void run_items(const ConvGeom& g, const Plan& p, const Layout& l, const float* src, const float* bias, float* yn,
@@ -303,16 +413,25 @@ void run_items(const ConvGeom& g, const Plan& p, const Layout& l, const float* s
   int ns[NV_MAX];
   int64_t cur_tile = -1;
   int nv = 0;
-  __mmask16 lmask = 0;
+  __mmask16 lmask = 0, tm[NV_MAX] = {0xFFFF, 0xFFFF, 0xFFFF};
+  const int64_t K1 = p.tight ? p.K1 : g.K;
   for (int64_t it = i0; it < i1; it++) {
     const int64_t tile = it / p.panels, panel = it % p.panels;
-    const int64_t t0 = tile * TW;
+    int64_t t0;
+    int tnv;
+    tile_of(tile, cdiv(T, 16), t0, tnv);
     if (tile != cur_tile) {  // row segments of this tile's vectors
       cur_tile = tile;
-      nv = (int)imin(NV_MAX, cdiv(T - t0, 16));
+      nv = tnv;
       for (int v = 0; v < nv; v++) {
         const int64_t vs = t0 + 16 * v, ve = imin(vs + 16, T);
         if (v == nv - 1) lmask = (__mmask16)(ve - vs == 16 ? 0xFFFFu : (1u << (ve - vs)) - 1u);
+        if (p.tight) {  // lanes of output column mcol: no input under the masked taps
+          uint32_t m = 0xFFFF;
+          for (int64_t t = vs; t < vs + 16; t++)
+            if (t % p.Wq == p.mcol) m &= ~(1u << (t - vs));
+          tm[v] = (__mmask16)m;
+        }
         ns[v] = 0;
         for (int64_t t = vs; t < ve;) {
           const int64_t oy = t / p.Wq, rs = oy * p.Wq;
@@ -326,12 +445,12 @@ void run_items(const ConvGeom& g, const Plan& p, const Layout& l, const float* s
       }
     }
     const int64_t o0 = panel * MR;
-    tile_kernels[nv - 1](g.K, l.pa + panel * MR * g.K, src + t0, l.off, lmask, segs, ns, yn + o0 * g.P, g.P,
+    tile_kernels[nv - 1](g.K, K1, l.pa + panel * MR * g.K, src + t0, l.off, lmask, tm, segs, ns, yn + o0 * g.P, g.P,
                          (int)imin(MR, g.O - o0), bias ? bias + o0 : nullptr);
   }
 }
 
-int64_t band_items(const Plan& p, int64_t nrows) { return cdiv(nrows * p.Wq, TW) * p.panels; }
+int64_t band_items(const Plan& p, int64_t nrows) { return tile_count(cdiv(nrows * p.Wq, 16)) * p.panels; }
 
 // one whole image on the calling thread
 void run_image(const ConvGeom& g, const Plan& p, const Layout& l, const float* xn, const float* bias, float* yn,
@@ -340,7 +459,10 @@ void run_image(const ConvGeom& g, const Plan& p, const Layout& l, const float* x
     const int64_t nrows = imin(p.band, g.Ho - oy0);
     const float* src = xn;
     if (p.copy) {
-      fill_band(g, p, xn, oy0, nrows, 0, g.C, buf);
+      if (p.tight)
+        fill_tight(g, p, xn, oy0, nrows, 0, g.C, buf);
+      else
+        fill_band(g, p, xn, oy0, nrows, 0, g.C, buf);
       src = buf;
     }
     run_items(g, p, l, src, bias, yn, oy0, nrows, 0, band_items(p, nrows));
@@ -379,6 +501,23 @@ NSVQ_AVX512 void pack_weights(const ConvGeom& g, int64_t panels, const float* w,
 }
 
 void prepare(const ConvGeom& g, const Plan& p, const Layout& l, const float* w) {
+  if (p.tight) {  // taps with j != mj first, then the masked column; same (c, i) order in both
+    pack_weights(g, p.panels, w, l.pa2);
+    int64_t kn = 0;
+    for (int pass = 0; pass < 2; pass++)
+      for (int64_t c = 0; c < g.C; c++)
+        for (int64_t i = 0; i < 3; i++)
+          for (int64_t j = 0; j < 3; j++) {
+            if ((j == p.mj) != (pass == 1)) continue;
+            const int64_t ko = (c * 3 + i) * 3 + j;
+            for (int64_t pn = 0; pn < p.panels; pn++)
+              std::memcpy(l.pa + (pn * g.K + kn) * MR, l.pa2 + (pn * g.K + ko) * MR, MR * sizeof(float));
+            // plane (i % 2, j % 2); phase-0 columns start one column later when pl = 1 (fill_tight)
+            l.off[kn++] = c * p.CS + ((i % 2) * 2 + j % 2) * p.PS + (i / 2) * p.Wq + j / 2 -
+                          (g.pl == 1 && j % 2 == 0 ? 1 : 0);
+          }
+    return;
+  }
   pack_weights(g, p.panels, w, l.pa);
   for (int64_t c = 0; c < g.C; c++)
     for (int64_t i = 0; i < g.kh; i++)
@@ -482,60 +621,6 @@ void wino_weights(const ConvGeom& g, const WPlan& w, const float* wt, float* U, 
   const int64_t np = w.p.panels;
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t pn = 0; pn < np; pn++) wino_weights_panel(g, w, wt, U, pn);
-}
-
-// Tight planes (3x3, pad 1, even H and W): plane (a, 1)[yq][xq] = x[2(ty0 + yq) + a - 1][2 xq] and plane
-// (a, 0)[yq][xq] = x[..][2 xq + 1], Wq = W / 2, no pad columns: tile (ty, tx) reads plane (r % 2, 0) at
-// column tx - 1 + s / 2 and plane (r % 2, 1) at tx + s / 2 (s = column of the 4x4 patch); the two reads
-// that leave the row (s = 0 at tx = 0, s = 3 at tx = Wt - 1) are the zero padding and are masked off
-// by wino_input. Rows yq = br (one past the band) are zero.
-NSVQ_AVX512 void fill_tight(const ConvGeom& g, const Plan& p, const float* x, int64_t ty0, int64_t rows, int64_t c0,
-                            int64_t c1, float* buf) {
-  const int64_t br = rows + p.halo, Wq = p.Wq, nv = imin(cdiv(Wq, 16), 8), PS = p.PS, W = g.W, HW = g.H * g.W;
-  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-  const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-  const __m512 zero = _mm512_setzero_ps();
-  __mmask16 ml[8], mh[8], ms[8];
-  for (int64_t v = 0; v < nv; v++) {
-    ml[v] = lane_range(32 * v, 0, W);
-    mh[v] = lane_range(32 * v + 16, 0, W);
-    ms[v] = lane_range(16 * v, 0, Wq);
-  }
-  // buffer rows (a, yq) -> source row or -1, the same for every channel
-  int64_t src_of[2 * (MAX_FILL_ROWS / 2 + 1)];
-  for (int64_t a = 0; a < 2; a++)
-    for (int64_t yq = 0; yq <= br; yq++) {
-      const int64_t iy = 2 * (ty0 + yq) + a - 1;
-      src_of[a * (br + 1) + yq] = yq == br || iy < 0 || iy >= g.H ? -1 : iy * W;
-    }
-  for (int64_t c = c0; c < c1; c++) {
-    const float* xc = x + c * HW;
-    float* cb = buf + c * p.CS;
-    if (c + 1 < c1) {  // the input usually comes from L3 or memory: ask for the next channel now
-      const char* nx = (const char*)(xc + HW);
-      for (int64_t o = 0; o < imin(HW * 4, 4096); o += 64) _mm_prefetch(nx + o, _MM_HINT_T0);
-    }
-    for (int64_t a = 0; a < 2; a++) {
-      float* d0 = cb + a * 2 * PS;  // phase (a, 0); (a, 1) at + PS
-      const int64_t* so = src_of + a * (br + 1);
-      for (int64_t yq = 0; yq <= br; yq++, d0 += Wq) {
-        if (so[yq] < 0) {
-          for (int64_t v = 0; v < nv; v++) {
-            _mm512_mask_storeu_ps(d0 + 16 * v, ms[v], zero);
-            _mm512_mask_storeu_ps(d0 + PS + 16 * v, ms[v], zero);
-          }
-          continue;
-        }
-        const float* src = xc + so[yq];
-        for (int64_t v = 0; v < nv; v++) {
-          const __m512 lo = _mm512_maskz_loadu_ps(ml[v], src + 32 * v);
-          const __m512 hi = _mm512_maskz_loadu_ps(mh[v], src + 32 * v + 16);
-          _mm512_mask_storeu_ps(d0 + 16 * v, ms[v], _mm512_permutex2var_ps(lo, odd, hi));
-          _mm512_mask_storeu_ps(d0 + PS + 16 * v, ms[v], _mm512_permutex2var_ps(lo, even, hi));
-        }
-      }
-    }
-  }
 }
 
 // One band of one image inside a unit: its tiles are t in [t0, t0 + rows*Wq) of the unit.
@@ -834,6 +919,7 @@ size_t conv_direct_scratch(const ConvGeom& g, int nthreads) {
   }
   Plan p = make_plan(g);
   size_t b = (size_t)(p.panels * MR * g.K) * sizeof(float) + (size_t)g.K * sizeof(int64_t) + 64;
+  if (p.tight) b += (size_t)((p.panels * MR * g.K + 15) / 16 * 16) * sizeof(float);
   return b + (size_t)(nthreads < 1 ? 1 : nthreads) * (size_t)p.buf * sizeof(float);
 }
 
@@ -866,7 +952,10 @@ void conv_direct_forward(const ConvGeom& g, const float* x, const float* w, cons
       {
         const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
         if (p.copy) {
-          fill_band(g, p, xn, oy0, nrows, g.C * tid / nth, g.C * (tid + 1) / nth, l.bufs);
+          if (p.tight)
+            fill_tight(g, p, xn, oy0, nrows, g.C * tid / nth, g.C * (tid + 1) / nth, l.bufs);
+          else
+            fill_band(g, p, xn, oy0, nrows, g.C * tid / nth, g.C * (tid + 1) / nth, l.bufs);
 #pragma omp barrier
         }
         run_items(g, p, l, p.copy ? l.bufs : xn, bias, yn, oy0, nrows, items * tid / nth, items * (tid + 1) / nth);
