@@ -81,26 +81,35 @@ template <int NVD>
 NSVQ_AVX512 void attn_group(const Dims& D, const float* qb, int64_t rows, const float* kt, int64_t nk, const float* vb,
                             float* pbuf, float* qpad, float* ms, float* ls, float* accs, bool first, bool last,
                             float* ob) {
-  for (int r = 0; r < FR; r++)
-    for (int64_t c = 0; c < D.d; c++) qpad[r * D.d + c] = r < rows ? qb[r * D.d + c] : 0.0f;
+  const float* qr[FR];  // rows past `rows` repeat the last one (computed, never stored)
+#pragma GCC unroll 4
+  for (int r = 0; r < FR; r++) qr[r] = qb + (r < rows ? r : rows - 1) * D.d;
+  (void)qpad;
   const int64_t tail = D.dv - 16 * (NVD - 1);
   const __mmask16 vmask = (__mmask16)(tail >= 16 ? 0xFFFFu : (1u << tail) - 1u);
   __m512 s[FR][4];
+#pragma GCC unroll 4
   for (int r = 0; r < FR; r++)
+  #pragma GCC unroll 4
     for (int v = 0; v < 4; v++) s[r][v] = _mm512_setzero_ps();
   for (int64_t c = 0; c < D.d; c++) {
     __m512 kv[4];
+  #pragma GCC unroll 4
     for (int v = 0; v < 4; v++) kv[v] = _mm512_load_ps(kt + c * FK + 16 * v);
+  #pragma GCC unroll 4
     for (int r = 0; r < FR; r++) {
-      const __m512 qv = _mm512_set1_ps(qpad[r * D.d + c]);
+      const __m512 qv = _mm512_set1_ps(qr[r][c]);
+#pragma GCC unroll 4
       for (int v = 0; v < 4; v++) s[r][v] = _mm512_fmadd_ps(qv, kv[v], s[r][v]);
     }
   }
   const __m512 scale = _mm512_set1_ps(D.scale);
   __m512 acc[FR][NVD];
+#pragma GCC unroll 4
   for (int r = 0; r < FR; r++) {
     const float mold = first ? -INFINITY : ms[r];
     __m512 mx = _mm512_set1_ps(mold);
+  #pragma GCC unroll 4
     for (int v = 0; v < 4; v++) {
       s[r][v] = _mm512_mul_ps(s[r][v], scale);
       const int64_t left = nk - 16 * v;  // valid keys in this vector
@@ -115,11 +124,14 @@ NSVQ_AVX512 void attn_group(const Dims& D, const float* qb, int64_t rows, const 
     if (!first) {
       const __m512 corr = exp512(_mm512_set1_ps(mold - mnew));
       lsum = _mm512_mul_ps(_mm512_load_ps(ls + r * 16), corr);
+#pragma GCC unroll 4
       for (int v = 0; v < NVD; v++) acc[r][v] = _mm512_mul_ps(_mm512_load_ps(accs + r * 64 + 16 * v), corr);
     } else {
+#pragma GCC unroll 4
       for (int v = 0; v < NVD; v++) acc[r][v] = _mm512_setzero_ps();
     }
     ms[r] = mnew;
+  #pragma GCC unroll 4
     for (int v = 0; v < 4; v++) {
       const __m512 p = exp512(_mm512_sub_ps(s[r][v], mv));
       lsum = _mm512_add_ps(lsum, p);
@@ -130,20 +142,28 @@ NSVQ_AVX512 void attn_group(const Dims& D, const float* qb, int64_t rows, const 
   for (int64_t j = 0; j < nk; j++) {
     const float* vj = vb + j * D.dv;
     __m512 vv[NVD];
+  #pragma GCC unroll 4
     for (int v = 0; v < NVD; v++)
       vv[v] = v == NVD - 1 ? _mm512_maskz_loadu_ps(vmask, vj + 16 * v) : _mm512_loadu_ps(vj + 16 * v);
+  #pragma GCC unroll 4
     for (int r = 0; r < FR; r++) {
       const __m512 p = _mm512_set1_ps(pbuf[r * FK + j]);
+#pragma GCC unroll 4
       for (int v = 0; v < NVD; v++) acc[r][v] = _mm512_fmadd_ps(p, vv[v], acc[r][v]);
     }
   }
   if (!last) {
+  #pragma GCC unroll 4
     for (int r = 0; r < FR; r++)
+#pragma GCC unroll 4
       for (int v = 0; v < NVD; v++) _mm512_store_ps(accs + r * 64 + 16 * v, acc[r][v]);
     return;
   }
-  for (int r = 0; r < rows; r++) {
+#pragma GCC unroll 4
+  for (int r = 0; r < FR; r++) {  // fixed bound: acc stays in registers
+    if (r >= rows) break;
     const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(_mm512_load_ps(ls + r * 16)));
+  #pragma GCC unroll 4
     for (int v = 0; v < NVD; v++) {
       const __m512 o = _mm512_mul_ps(acc[r][v], inv);
       if (v == NVD - 1)
@@ -152,6 +172,45 @@ NSVQ_AVX512 void attn_group(const Dims& D, const float* qb, int64_t rows, const 
         _mm512_storeu_ps(ob + r * D.dv + 16 * v, o);
     }
   }
+}
+
+// In-register transpose of 16 rows of 16 floats (as engine/cpu/gemm_avx512.cpp): r[x] = column x.
+NSVQ_AVX512 inline void transpose16(__m512 r[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    u[4 * j + 0] = _mm512_shuffle_ps(t[4 * j], t[4 * j + 2], 0x44);
+    u[4 * j + 1] = _mm512_shuffle_ps(t[4 * j], t[4 * j + 2], 0xEE);
+    u[4 * j + 2] = _mm512_shuffle_ps(t[4 * j + 1], t[4 * j + 3], 0x44);
+    u[4 * j + 3] = _mm512_shuffle_ps(t[4 * j + 1], t[4 * j + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
+    const __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+    const __m512 v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+    r[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+    r[4 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+    r[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+  }
+}
+
+// kt[c][j] = k[j][c] for j < nk (zeros up to FK), in 16 x 16 blocks
+NSVQ_AVX512 void transpose_keys(const float* k, int64_t nk, int64_t d, float* kt) {
+  for (int64_t j0 = 0; j0 < FK; j0 += 16)
+    for (int64_t c0 = 0; c0 < d; c0 += 16) {
+      const int64_t nc = std::min<int64_t>(16, d - c0);
+      const __mmask16 cm = (__mmask16)(nc == 16 ? 0xFFFFu : (1u << nc) - 1u);
+      __m512 r[16];
+      for (int64_t j = 0; j < 16; j++)
+        r[j] = j0 + j < nk ? _mm512_maskz_loadu_ps(cm, k + (j0 + j) * d + c0) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int64_t c = 0; c < nc; c++) _mm512_store_ps(kt + (c0 + c) * FK + j0, r[c]);
+    }
 }
 
 #pragma GCC diagnostic pop
@@ -176,8 +235,7 @@ void attention_fast(Tensor* o, const ExecCtx& c, const Dims& D) {
     const float* vb = v + bh * D.S * D.dv;
     for (int64_t j0 = 0; j0 < D.S; j0 += FK) {
       const int64_t nk = std::min(FK, D.S - j0);
-      for (int64_t j = 0; j < FK; j++)  // kt[c][j] = k[j0 + j][c], zeros past nk
-        for (int64_t cc = 0; cc < D.d; cc++) kt[cc * FK + j] = j < nk ? kb[(j0 + j) * D.d + cc] : 0.0f;
+      transpose_keys(kb + j0 * D.d, nk, D.d, kt);
       const bool first = j0 == 0, last = j0 + FK >= D.S;
       for (int64_t i = i0; i < i1; i += FR) {
         const int64_t rows = std::min(FR, i1 - i), g = i - i0;
