@@ -221,7 +221,7 @@ void attention_fast(Tensor* o, const ExecCtx& c, const Dims& D) {
   const int64_t chunks = (D.L + FQ - 1) / FQ, items = D.BH * chunks;
   const int64_t per = (int64_t)(attention_fast_scratch(D) + 63) / 64 * 16;
   const int nvd = (int)((D.dv + 15) / 16);
-  int nt = D.BH * D.L * D.S * D.d < 65536 ? 1 : c.nthreads;
+  int nt = D.BH * D.L * D.S * D.d < (1 << 21) ? 1 : c.nthreads;  // ~10 us of work: not worth a second thread
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t it = 0; it < items; it++) {
     const int64_t bh = it / chunks, i0 = (it % chunks) * FQ, i1 = std::min(D.L, i0 + FQ);

@@ -16,6 +16,7 @@
 #include "ops/cpu/conv_direct.h"
 #include <immintrin.h>
 #include "ops/cpu/cpu_kernels.h"
+#include "ops/cpu/simd512.h"
 #include <omp.h>
 #include <cstdint>
 #include <cstring>
@@ -180,8 +181,8 @@ NSVQ_AVX512 void fill_rows(const FillRows& fr, const float* x, int64_t img, int6
       if (so < 0) {
 #pragma GCC unroll 4
         for (int v = 0; v < nvo; v++) {
-          _mm512_mask_storeu_ps(dst + 16 * v, fr.ms[v], zero);
-          if (SW == 2) _mm512_mask_storeu_ps(dst + PS + 16 * v, fr.ms[v], zero);
+          store_lanes(dst + 16 * v, fr.ms[v], zero);
+          if (SW == 2) store_lanes(dst + PS + 16 * v, fr.ms[v], zero);
         }
         continue;
       }
@@ -190,11 +191,11 @@ NSVQ_AVX512 void fill_rows(const FillRows& fr, const float* x, int64_t img, int6
       for (int v = 0; v < nvo; v++) {
         const __m512 lo = load_lanes(src + fr.base[v], fr.ml[v], x, x_end);
         if (SW == 1) {
-          _mm512_mask_storeu_ps(dst + 16 * v, fr.ms[v], lo);
+          store_lanes(dst + 16 * v, fr.ms[v], lo);
         } else {  // both column phases from one pair of loads: phase 1 starts one column later
           const __m512 hi = load_lanes(src + fr.base[v] + 16, fr.mh[v], x, x_end);
-          _mm512_mask_storeu_ps(dst + 16 * v, fr.ms[v], _mm512_permutex2var_ps(lo, even, hi));
-          _mm512_mask_storeu_ps(dst + PS + 16 * v, fr.ms[v], _mm512_permutex2var_ps(lo, odd, hi));
+          store_lanes(dst + 16 * v, fr.ms[v], _mm512_permutex2var_ps(lo, even, hi));
+          store_lanes(dst + PS + 16 * v, fr.ms[v], _mm512_permutex2var_ps(lo, odd, hi));
         }
       }
     }
@@ -309,8 +310,8 @@ NSVQ_AVX512 void fill_tight(const ConvGeom& g, const Plan& p, const float* x, in
       for (int64_t yq = 0; yq <= br; yq++, d0 += Wq) {
         if (so[yq] < 0) {
           for (int64_t v = 0; v < nv; v++) {
-            _mm512_mask_storeu_ps(d0 + 16 * v, ms[v], zero);
-            _mm512_mask_storeu_ps(d0 + PS + 16 * v, ms[v], zero);
+            store_lanes(d0 + 16 * v, ms[v], zero);
+            store_lanes(d0 + PS + 16 * v, ms[v], zero);
           }
           continue;
         }
@@ -318,8 +319,8 @@ NSVQ_AVX512 void fill_tight(const ConvGeom& g, const Plan& p, const float* x, in
         for (int64_t v = 0; v < nv; v++) {
           const __m512 lo = _mm512_maskz_loadu_ps(ml[v], src + 32 * v);
           const __m512 hi = _mm512_maskz_loadu_ps(mh[v], src + 32 * v + 16);
-          _mm512_mask_storeu_ps(d0 + 16 * v, ms[v], _mm512_permutex2var_ps(lo, i0, hi));
-          _mm512_mask_storeu_ps(d0 + PS + 16 * v, ms[v], _mm512_permutex2var_ps(lo, i1, hi));
+          store_lanes(d0 + 16 * v, ms[v], _mm512_permutex2var_ps(lo, i0, hi));
+          store_lanes(d0 + PS + 16 * v, ms[v], _mm512_permutex2var_ps(lo, i1, hi));
         }
       }
     }
@@ -382,7 +383,7 @@ NSVQ_AVX512 void tile_kernel(int64_t K, int64_t K1, const float* __restrict pa, 
 #pragma GCC unroll 3
     for (int v = 0; v < NV; v++) {
       const __m512 val = bias ? _mm512_add_ps(acc[r][v], bb) : acc[r][v];
-      for (int s = 0; s < ns[v]; s++) _mm512_mask_storeu_ps(yr + segs[v][s].off, segs[v][s].m, val);
+      for (int s = 0; s < ns[v]; s++) store_lanes(yr + segs[v][s].off, segs[v][s].m, val);
     }
   }
 }
@@ -612,7 +613,7 @@ NSVQ_AVX512 void wino_weights_panel(const ConvGeom& g, const WPlan& w, const flo
       u[1] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2]));
       u[2] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(t[i][0], t[i][1]), t[i][2]));
       u[3] = t[i][2];
-      for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(up + ((i * 4 + j) * g.C + c) * MR, sm, u[j]);
+      for (int j = 0; j < 4; j++) store_lanes(up + ((i * 4 + j) * g.C + c) * MR, sm, u[j]);
     }
   }
 }
@@ -784,11 +785,11 @@ NSVQ_AVX512 void wino_output(const ConvGeom& g, const float* M, int nv, const Ou
         const OutSeg& q = segs[v][s];
         float* p0 = q.y + plane + q.off;
         const __mmask16 ml = (__mmask16)(q.m & 0xFFFFu), mh = (__mmask16)(q.m >> 16);
-        _mm512_mask_storeu_ps(p0, ml, lo0);
-        _mm512_mask_storeu_ps(p0 + 16, mh, hi0);
+        store_lanes(p0, ml, lo0);
+        store_lanes(p0 + 16, mh, hi0);
         if (q.dy1) {
-          _mm512_mask_storeu_ps(p0 + g.Wo, ml, lo1);
-          _mm512_mask_storeu_ps(p0 + g.Wo + 16, mh, hi1);
+          store_lanes(p0 + g.Wo, ml, lo1);
+          store_lanes(p0 + g.Wo + 16, mh, hi1);
         }
       }
     }

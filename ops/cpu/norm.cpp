@@ -132,7 +132,7 @@ NSVQ_AVX512 void affine512(float* y, const float* x, int64_t n, float a, float b
     const __mmask16 k = tail_mask(n - i);
     __m512 v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, x + i), av, bv);
     if (silu) v = _mm512_div_ps(v, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
-    _mm512_mask_storeu_ps(y + i, k, v);
+    store_lanes(y + i, k, v);
   }
 }
 #pragma GCC diagnostic pop
@@ -142,7 +142,8 @@ void norm_fast(Tensor* y, const ExecCtx& c, const Desc& d) {
   const float* ga = tdata<float>(y->src[1]);
   const float* be = tdata<float>(y->src[2]);
   float* o = tdata<float>(y);
-  int nt = d.K * d.count() < 16384 ? 1 : c.nthreads;
+  // below ~64K elements (~15 us on one core) waking a second thread costs about as much as it saves
+  int nt = d.K * d.count() < 65536 ? 1 : c.nthreads;
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t k = 0; k < d.K; k++) {
     const int64_t b0 = d.base(k, 0);

@@ -1,5 +1,6 @@
 // ops/cpu/simd512.h — AVX-512 helpers of the hand-written CPU kernels (call only after cpu_has_avx512()):
-// exp512, the 16-lane form of nsvq_expf (same range reduction and polynomial, same special values).
+// exp512, the 16-lane form of nsvq_expf (same range reduction and polynomial, same special values), and
+// store_lanes, a masked store that is a plain store when every lane is on.
 #pragma once
 #include <immintrin.h>
 #include "ops/cpu/cpu_kernels.h"
@@ -25,6 +26,15 @@ NSVQ_AVX512 inline __m512 exp512(__m512 x) {
                              _mm512_set1_ps(INFINITY));
   res = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3365478515625f), _CMP_NLT_UQ), res);
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), res, x);  // NaN stays NaN
+}
+
+// Masked stores that miss the cache are about 1.5x slower than plain ones on Zen 5: use a plain store
+// whenever the mask is full.
+NSVQ_AVX512 inline void store_lanes(float* p, __mmask16 m, __m512 v) {
+  if (m == (__mmask16)0xFFFF)
+    _mm512_storeu_ps(p, v);
+  else
+    _mm512_mask_storeu_ps(p, m, v);
 }
 
 }  // namespace nsvq
