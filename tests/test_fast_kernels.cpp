@@ -103,7 +103,8 @@ TEST_CASE("conv2d forward fast paths match the reference and do not depend on th
                 for (int64_t j = 0; j < c.k; j++) {
                   int64_t iy = oy * c.s - c.pt + i, ix = ox * c.s - c.pl + j;
                   if (iy < 0 || iy >= c.H || ix < 0 || ix >= c.W) continue;
-                  double p = (double)wv[((o * c.C + ci) * c.k + i) * c.k + j] * xv[((n * c.C + ci) * c.H + iy) * c.W + ix];
+                  double p = (double)wv[((o * c.C + ci) * c.k + i) * c.k + j] *
+                             xv[((n * c.C + ci) * c.H + iy) * c.W + ix];
                   a += p;
                   mag += std::fabs(p);
                 }
@@ -143,7 +144,9 @@ TEST_CASE("group norm (+ SiLU) fast path: reference, and bitwise equal for 1 and
     const int64_t N = c.x[0], C = c.x[1], S = c.x[2] * c.x[3], Cg = C / c.groups;
     std::vector<std::vector<float>> v = {rnd((size_t)c.x.numel(), 3, -2, 3), rnd((size_t)C, 4, 0.5f, 1.5f),
                                          rnd((size_t)C, 5, -1, 1)};
-    auto build = [&](Graph& g, const std::vector<Tensor*>& t) { return group_norm(g, t[0], t[1], t[2], c.groups, 1e-6f, c.silu); };
+    auto build = [&](Graph& g, const std::vector<Tensor*>& t) {
+      return group_norm(g, t[0], t[1], t[2], c.groups, 1e-6f, c.silu);
+    };
     std::vector<float> y1 = run_op(1, {c.x, {C}, {C}}, v, build), y2 = run_op(2, {c.x, {C}, {C}}, v, build);
     CHECK(std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)) == 0);
     double worst = 0;
@@ -168,7 +171,8 @@ TEST_CASE("group norm (+ SiLU) fast path: reference, and bitwise equal for 1 and
 
 TEST_CASE("attention fast path: reference, and bitwise equal for 1 and 2 threads") {
   struct AT { int64_t B, H, L, S, d, dv; };
-  for (const AT& c : {AT{32, 1, 64, 64, 64, 64}, AT{2, 3, 70, 130, 24, 40}, AT{1, 2, 5, 9, 8, 3}, AT{3, 1, 131, 65, 17, 64}}) {
+  for (const AT& c :
+       {AT{32, 1, 64, 64, 64, 64}, AT{2, 3, 70, 130, 24, 40}, AT{1, 2, 5, 9, 8, 3}, AT{3, 1, 131, 65, 17, 64}}) {
     CAPTURE(c.L);
     CAPTURE(c.S);
     std::vector<std::vector<float>> v = {rnd((size_t)(c.B * c.H * c.L * c.d), 6, -2, 2),

@@ -18,8 +18,9 @@ namespace nsvq {
 
 int bench_tokenize(int argc, char** argv, int first) {
   Args a("bench tokenize", "Times inference tokenization (encoder, quant_conv, nearest code) of a preset.",
-         {{"preset", "", "fmnist", "fmnist | cifar10 | imagenet128"}, {"batch", "", "32", "images per call"},
-          {"codes", "", "1024", "codebook size K"}, {"reps", "", "10", "timed calls"},
+         {{"preset", "", "fmnist", "fmnist | cifar10 | imagenet128"},
+          {"batch", "", "32", "images per tokenization (one graph call unless --micro)"},
+          {"codes", "", "1024", "codebook size K"}, {"reps", "", "10", "timed tokenizations (after two untimed)"},
           {"micro", "", "0", "run the batch as graph calls of this many images (0: one call)"},
           {"device", "", "cpu", "cpu | cuda | cuda:N"}, {"threads", "t", "0", "CPU threads (0: all cores)"},
           {"full", "", "", "also compute the quantizer's zq, losses and statistics (not only the indices)", true},

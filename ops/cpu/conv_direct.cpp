@@ -717,7 +717,7 @@ NSVQ_AVX512 void wino_input(const ConvGeom& g, const WPlan& w, const Sub* subs, 
       case 1: wino_input_vec<1>(g.C, p.CS, off, seg, ns, (__mmask16)m0, (__mmask16)m3, vo); break;
       case 2: wino_input_vec<2>(g.C, p.CS, off, seg, ns, (__mmask16)m0, (__mmask16)m3, vo); break;
       case 3: wino_input_vec<3>(g.C, p.CS, off, seg, ns, (__mmask16)m0, (__mmask16)m3, vo); break;
-      default: wino_input_vec<-1>(g.C, p.CS, off, seg, ns, (__mmask16)m0, (__mmask16)m3, vo); break;  // tiny images: any count
+      default: wino_input_vec<-1>(g.C, p.CS, off, seg, ns, (__mmask16)m0, (__mmask16)m3, vo); break;  // any count
     }
   }
 }
