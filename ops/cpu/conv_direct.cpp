@@ -618,11 +618,6 @@ NSVQ_AVX512 void wino_weights_panel(const ConvGeom& g, const WPlan& w, const flo
   }
 }
 
-void wino_weights(const ConvGeom& g, const WPlan& w, const float* wt, float* U, int nt) {
-  const int64_t np = w.p.panels;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t pn = 0; pn < np; pn++) wino_weights_panel(g, w, wt, U, pn);
-}
 
 // One band of one image inside a unit: its tiles are t in [t0, t0 + rows*Wq) of the unit.
 struct Sub {
@@ -882,11 +877,15 @@ void wino_forward(const ConvGeom& g, const float* x, const float* wt, const floa
   float* tb = (float*)(((uintptr_t)(U + w.p.panels * w.upanel) + 63) / 64 * 64);
   const double flops = 2.0 * (double)g.N * g.O * g.P * g.K;
   const int nt = flops < 2e6 ? 1 : nthreads;
-  wino_weights(g, w, wt, U, nt);
+  const int64_t np = w.p.panels;
+  // The weight transform shares the parallel region of the first work (a barrier instead of a second
+  // fork: waking threads is the expensive part with OMP_WAIT_POLICY=passive).
   if (g.N >= nt) {
 #pragma omp parallel num_threads(nt)
     {
       const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+      for (int64_t pn = np * tid / nth; pn < np * (tid + 1) / nth; pn++) wino_weights_panel(g, w, wt, U, pn);
+#pragma omp barrier
       wino_images(g, w, U, x, bias, y, g.N * tid / nth, g.N * (tid + 1) / nth, tb + tid * w.per_thread);
     }
     return;
@@ -898,9 +897,12 @@ void wino_forward(const ConvGeom& g, const float* x, const float* wt, const floa
       const int64_t rows = imin(p.band, w.vg.Ho - ty0);
       const Sub sub = {tb, y + n * g.O * g.P, ty0, rows, 0};
       const int64_t nblk = cdiv(rows * p.Wq, WTB);
+      const bool first = n == 0 && ty0 == 0;
 #pragma omp parallel num_threads(nt)
       {
         const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+        if (first)
+          for (int64_t pn = np * tid / nth; pn < np * (tid + 1) / nth; pn++) wino_weights_panel(g, w, wt, U, pn);
         wino_fill(g, w, x + n * g.C * g.H * g.W, ty0, rows, g.C * tid / nth, g.C * (tid + 1) / nth, tb);
 #pragma omp barrier
         float* V = tb + w.group * p.buf + tid * (w.vblk + w.mblk);

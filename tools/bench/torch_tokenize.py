@@ -19,6 +19,7 @@ def main():
     ap.add_argument("--codes", type=int, default=1024)
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--cdist", action="store_true", help="nearest code by torch.cdist + argmin instead")
+    ap.add_argument("--channels-last", action="store_true", help="model and input in channels_last memory format")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -26,6 +27,9 @@ def main():
     E = encoder(p).eval()
     codebook = torch.empty(a.codes, p["d"]).uniform_(-1 / a.codes, 1 / a.codes)
     x = torch.rand(a.batch, p["cin"], p["res"], p["res"]) * 2 - 1
+    if a.channels_last:
+        E = E.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
 
     def tokenize():
         with torch.no_grad():
@@ -46,7 +50,8 @@ def main():
         s = time.perf_counter(); tokenize(); t.append(time.perf_counter() - s)
     ms = statistics.median(t) * 1e3
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"name": "torch tokenize %s b%d k%d" % (a.preset, a.batch, a.codes), "ms_median": round(ms, 3),
+    name = "torch tokenize %s b%d k%d%s" % (a.preset, a.batch, a.codes, " channels_last" if a.channels_last else "")
+    print(json.dumps({"name": name, "ms_median": round(ms, 3),
                       "img_per_s": round(a.batch / ms * 1e3, 2), "peak_rss_mb": round(rss, 1), "threads": a.threads,
                       "device": "cpu (torch %s)" % torch.__version__}))
 
