@@ -81,7 +81,10 @@ class Trainer {
  private:
   void setup();
   void build(Stage stage, bool adv);
-  bool adv_at(int64_t s) const { return s >= cfg_.disc_start && stage_of(cfg_, s) != Stage::warmup && cfg_.lambda_adv + cfg_.disc_weight > 0; }
+  bool adv_at(int64_t s) const {  // a zero adversarial weight: no discriminator at all
+    double w = cfg_.adv == "adaptive" ? cfg_.disc_weight : cfg_.lambda_adv;
+    return w > 0 && s >= cfg_.disc_start && stage_of(cfg_, s) != Stage::warmup;
+  }
   std::string ckpt_path(bool prev = false) const {
     return opt_.out + (prev ? "/checkpoint.prev.safetensors" : "/checkpoint.safetensors") + (cfg_.zstd ? ".zst" : "");
   }
