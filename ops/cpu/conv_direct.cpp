@@ -38,6 +38,11 @@ inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Threads for a conv of `flops`: one below ~10 MFLOP (~50 us on one core). Waking an OpenMP thread
+// costs 3-4 us with the default wait policy and ~20 us with OMP_WAIT_POLICY=passive on the shared
+// development machines, so smaller convs (batch-1 latency) gain nothing from a second thread.
+int conv_threads(double flops, int nthreads) { return flops < 1e7 ? 1 : nthreads; }
+
 struct Plan {
   bool copy;      // false: 1x1 stride-1 unpadded, read x itself
   int64_t Wq;     // row length of a phase plane (= W without copy)
@@ -876,7 +881,7 @@ void wino_forward(const ConvGeom& g, const float* x, const float* wt, const floa
   float* U = (float*)scratch;
   float* tb = (float*)(((uintptr_t)(U + w.p.panels * w.upanel) + 63) / 64 * 64);
   const double flops = 2.0 * (double)g.N * g.O * g.P * g.K;
-  const int nt = flops < 2e6 ? 1 : nthreads;
+  const int nt = conv_threads(flops, nthreads);
   const int64_t np = w.p.panels;
   // The weight transform shares the parallel region of the first work (a barrier instead of a second
   // fork: waking threads is the expensive part with OMP_WAIT_POLICY=passive).
@@ -936,7 +941,7 @@ void conv_direct_forward(const ConvGeom& g, const float* x, const float* w, cons
   const Layout l = layout(g, p, scratch);
   prepare(g, p, l, w);
   const double flops = 2.0 * (double)g.N * g.O * g.P * g.K;
-  const int nt = flops < 2e6 ? 1 : nthreads;
+  const int nt = conv_threads(flops, nthreads);
   const int64_t img_in = g.C * g.H * g.W, img_out = g.O * g.P;
   if (g.N >= nt) {
 #pragma omp parallel for num_threads(nt) schedule(static)

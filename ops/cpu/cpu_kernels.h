@@ -49,7 +49,7 @@ void nd_iter_for(const NdIter& it, int nthreads, F f) {
   if (chunks < 1) chunks = 1;
   int64_t work = it.rows * chunks;
   int64_t total = it.rows * it.inner;
-  int nt = total < 32768 ? 1 : nthreads;
+  int nt = total < 65536 ? 1 : nthreads;  // below ~50 us of work a second thread costs as much as it saves
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t w = 0; w < work; w++) {
     int64_t r = w / chunks, c = w % chunks;
