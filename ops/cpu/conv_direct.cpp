@@ -1,18 +1,24 @@
-// ops/cpu/conv_direct.cpp — AVX-512 direct forward conv2d (implicit GEMM, no im2col matrix).
+// ops/cpu/conv_direct.cpp — AVX-512 forward conv2d without an im2col matrix: a direct implicit GEMM
+// for every shape, and Winograd F(2x2, 3x3) for 3x3 stride-1 convs with C >= 8 and O >= 32.
 //
-// The input of one image is copied once into a zero-padded, stride-phase-split buffer: for stride
-// (sh, sw) it holds sh*sw phase planes per channel, plane (a, b)[yq, xq] = xpad[yq*sh + a, xq*sw + b],
-// each Wq = ceil(padded width / sw) wide. Output pixel (oy, ox) is given the linear index t = oy*Wq + ox;
+// Direct: the input of one image is copied once into a zero-padded, stride-phase-split buffer: for
+// stride (sh, sw) it holds sh*sw phase planes per channel, plane (a, b)[yq, xq] = xpad[yq*sh + a,
+// xq*sw + b], each Wq columns wide. Output pixel (oy, ox) is given the linear index t = oy*Wq + ox;
 // tap (c, i, j) of every output then reads the buffer at t + off[c, i, j] with
 //   off = c*CS + ((i % sh)*sw + j % sw)*PS + (i / sh)*Wq + j / sw,
 // so 16 consecutive t are one unaligned vector load for every tap: the "B matrix" of the GEMM is
 // read straight from the buffer. Columns ox >= Wo of each row (Wq - Wo of them) are computed and
-// thrown away; stores are masked per output row. 1x1 stride-1 unpadded convs read x directly.
+// thrown away; stores are masked per output row. A row's right padding aliases the next row's left
+// padding (Wq = W + 1 for 3x3 pad 1); 3x3 stride-2 convs of even width use "tight" planes with no pad
+// column at all (Wq = Wo) and mask the one tap column that would read it. 1x1 stride-1 unpadded convs
+// read x directly.
 //
 // Register tile: 8 output channels x 48 pixels (24 zmm accumulators); the weights are packed once per
-// call into 8-row panels [K][8]. Each output element is one FMA chain over k = (c, i, j) in the
-// weight's order, then + bias, whatever the tile or thread: results do not depend on the thread
-// count. Large images are processed in bands of output rows so the buffer stays about L2-sized.
+// call into 8-row panels [K][8]. Each output element is one FMA chain over the taps in a fixed order,
+// then + bias, whatever the tile or thread: results do not depend on the thread count. Large images
+// are processed in bands of output rows so the buffer stays about L2-sized.
+//
+// Winograd (second half of the file): see the comment there.
 #include "ops/cpu/conv_direct.h"
 #include <immintrin.h>
 #include "ops/cpu/cpu_kernels.h"
