@@ -2,7 +2,8 @@
 // references, and bitwise equal for 1 and 2 threads: conv2d (ops/cpu/conv_direct.cpp: direct implicit
 // GEMM and Winograd F(2x2, 3x3), on shapes that reach every branch: image groups, bands, odd sizes,
 // asymmetric padding, strides, M edges, fewer images than threads; the two-thread cases are above the
-// 10 MFLOP threading threshold), group norm (+ SiLU) and attention.
+// threading thresholds: 10 MFLOP, 60 MFLOP with fewer images than threads), group norm (+ SiLU) and
+// attention.
 #include <doctest/doctest.h>
 #include <cmath>
 #include <cstring>
@@ -56,8 +57,8 @@ TEST_CASE("conv2d forward fast paths match the reference and do not depend on th
       {10, 12, 7, 5, 32, 3, 1, 0, 2, 1, 0, false},     // Winograd, asymmetric padding
       {5, 8, 9, 10, 32, 3, 1, 0, 0, 0, 0, true},       // Winograd, no padding
       {43, 8, 2, 3, 32, 3, 1, 1, 1, 1, 1, true},       // Winograd, tiny images: many per vector
-      {1, 32, 32, 32, 32, 3, 1, 1, 1, 1, 1, true},     // Winograd, one image, two threads
-      {1, 16, 160, 150, 32, 3, 1, 1, 1, 1, 1, true},   // Winograd, several bands, one image
+      {1, 32, 32, 32, 32, 3, 1, 1, 1, 1, 1, true},     // Winograd, one image
+      {1, 16, 160, 150, 32, 3, 1, 1, 1, 1, 1, true},   // Winograd, several bands, one image, two threads
       {2, 16, 161, 160, 32, 3, 1, 1, 1, 1, 1, false},  // Winograd, several bands per image
       {1, 8, 12, 300, 32, 3, 1, 1, 1, 1, 1, true},     // Winograd, wide rows (scalar fill)
       {2, 64, 8, 8, 16, 3, 1, 1, 1, 1, 1, true},       // direct 3x3 (few outputs: no Winograd)
@@ -66,16 +67,16 @@ TEST_CASE("conv2d forward fast paths match the reference and do not depend on th
       {3, 16, 8, 8, 16, 3, 2, 1, 1, 1, 1, true},       // direct stride 2, pad 1 (tight, masked column 0)
       {2, 8, 9, 8, 8, 3, 2, 1, 1, 1, 1, false},        // direct stride 2, tight, odd height
       {2, 8, 17, 15, 16, 3, 2, 1, 1, 1, 1, true},      // direct, stride 2 odd sizes
-      {1, 32, 48, 48, 64, 3, 2, 0, 1, 0, 1, true},     // direct, stride 2, one image, two threads
+      {1, 64, 64, 64, 64, 3, 2, 0, 1, 0, 1, true},     // direct, stride 2, one image, two threads
       {2, 4, 16, 16, 8, 4, 2, 1, 1, 1, 1, true},       // direct, PatchGAN 4x4 stride 2
       {20, 1, 32, 32, 32, 3, 1, 1, 1, 1, 1, true},     // direct, one input channel (conv_in)
       {3, 32, 12, 12, 3, 3, 1, 1, 1, 1, 1, true},      // direct, three outputs (conv_out)
       {8, 64, 16, 16, 64, 1, 1, 0, 0, 0, 0, true},     // direct 1x1, reads x in place
-      {1, 64, 32, 32, 96, 1, 1, 0, 0, 0, 0, true},     // direct 1x1, one image, two threads
+      {1, 128, 48, 48, 128, 1, 1, 0, 0, 0, 0, true},   // direct 1x1, one image, two threads
       {2, 6, 9, 9, 8, 1, 2, 0, 0, 0, 0, true},         // 1x1 stride 2
       {2, 5, 11, 13, 9, 3, 1, 2, 0, 1, 2, true},       // 3x3 odd padding, C < 8
       {1, 8, 12, 300, 8, 3, 1, 1, 1, 1, 1, true},      // direct, wide rows (scalar fill)
-      {1, 96, 130, 130, 8, 3, 2, 1, 1, 1, 1, true},    // direct, several bands
+      {1, 96, 130, 130, 16, 3, 2, 1, 1, 1, 1, true},   // direct, several bands, two threads
   };
   uint64_t seed = 1;
   int wino = 0;  // cases that take the Winograd path (3x3 stride 1, C >= 8, O >= 32)

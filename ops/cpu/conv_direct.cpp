@@ -44,10 +44,15 @@ inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Threads for a conv of `flops`: one below ~10 MFLOP (~50 us on one core). Waking an OpenMP thread
-// costs 3-4 us with the default wait policy and ~20 us with OMP_WAIT_POLICY=passive on the shared
-// development machines, so smaller convs (batch-1 latency) gain nothing from a second thread.
-int conv_threads(double flops, int nthreads) { return flops < 1e7 ? 1 : nthreads; }
+// Threads for a conv of `flops` over N images: one below ~10 MFLOP (~50 us on one core). Waking an
+// OpenMP thread costs 3-4 us with the default wait policy and ~20 us with OMP_WAIT_POLICY=passive on
+// the shared development machines. With fewer images than threads, the threads share one image's
+// buffer (and pull it across cores): one thread below ~60 MFLOP (batch-1 latency of the small presets).
+int conv_threads(double flops, int64_t N, int nthreads) {
+  if (nthreads <= 1 || flops < 1e7) return 1;
+  if (N < nthreads && flops < 6e7) return 1;
+  return nthreads;
+}
 
 struct Plan {
   bool copy;      // false: 1x1 stride-1 unpadded, read x itself
@@ -887,7 +892,7 @@ void wino_forward(const ConvGeom& g, const float* x, const float* wt, const floa
   float* U = (float*)scratch;
   float* tb = (float*)(((uintptr_t)(U + w.p.panels * w.upanel) + 63) / 64 * 64);
   const double flops = 2.0 * (double)g.N * g.O * g.P * g.K;
-  const int nt = conv_threads(flops, nthreads);
+  const int nt = conv_threads(flops, g.N, nthreads);
   const int64_t np = w.p.panels;
   // The weight transform shares the parallel region of the first work (a barrier instead of a second
   // fork: waking threads is the expensive part with OMP_WAIT_POLICY=passive).
@@ -947,7 +952,7 @@ void conv_direct_forward(const ConvGeom& g, const float* x, const float* w, cons
   const Layout l = layout(g, p, scratch);
   prepare(g, p, l, w);
   const double flops = 2.0 * (double)g.N * g.O * g.P * g.K;
-  const int nt = conv_threads(flops, nthreads);
+  const int nt = conv_threads(flops, g.N, nthreads);
   const int64_t img_in = g.C * g.H * g.W, img_out = g.O * g.P;
   if (g.N >= nt) {
 #pragma omp parallel for num_threads(nt) schedule(static)
