@@ -1,5 +1,6 @@
 // ops/cpu/common.cpp — the strided iterator, strided copy and fill shared by CPU kernels, and the
 // AVX-512 check of the hand-written kernels.
+#include <cstdlib>
 #include <cstring>
 #include "ops/cpu/cpu_kernels.h"
 
@@ -7,6 +8,7 @@ namespace nsvq {
 
 bool cpu_has_avx512() {
   static const bool ok = [] {
+    if (getenv("NSVQ_NO_AVX512")) return false;  // tests of the portable paths on AVX-512 machines
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");

@@ -87,7 +87,7 @@ inline float lane_max(const float* __restrict x, int64_t n) {
   return r;
 }
 
-// The CPU has AVX-512 F/VL/BW/DQ and FMA (checked once).
+// The CPU has AVX-512 F/VL/BW/DQ and FMA (checked once; NSVQ_NO_AVX512 set in the environment: false).
 bool cpu_has_avx512();
 // Copies src (any strides) into dst (any strides) of the same shape; 4-byte elements.
 void cpu_copy_strided(Tensor* dst, const Tensor* src, int nthreads);
