@@ -424,7 +424,12 @@ std::string LoadReport::summary() const {
 }
 
 LoadReport load_tensors(Store& st, const std::string& path, const std::vector<Tensor*>& targets, bool strict) {
-  SafetensorsFile f = safetensors_read(path);
+  return load_tensors(st, safetensors_read(path), targets, strict);
+}
+
+LoadReport load_tensors(Store& st, const SafetensorsFile& f, const std::vector<Tensor*>& targets, bool strict,
+                        const std::string& file_prefix) {
+  const std::string& path = f.path;
   LoadReport rep;
   rep.metadata = f.metadata;
   std::unordered_set<std::string> target_names;
@@ -433,11 +438,12 @@ LoadReport load_tensors(Store& st, const std::string& path, const std::vector<Te
   std::unordered_map<std::string, const SafetensorsEntry*> by_name;
   for (const SafetensorsEntry& e : f.entries) by_name[e.name] = &e;
   for (Tensor* t : targets) {
-    target_names.insert(t->name);
-    auto it = by_name.find(t->name);
+    const std::string name = file_prefix + t->name;
+    target_names.insert(name);
+    auto it = by_name.find(name);
     const SafetensorsEntry* e = it == by_name.end() ? nullptr : it->second;
     if (!e) {
-      rep.missing.push_back(t->name);
+      rep.missing.push_back(name);
       continue;
     }
     bool shape_ok = e->shape.size() == (size_t)t->ndim;
@@ -446,11 +452,11 @@ LoadReport load_tensors(Store& st, const std::string& path, const std::vector<Te
                     (e->dtype == "I64" && t->dtype == DType::i32);
     bool known_kind = e->dtype == "F32" || e->dtype == "I32" || e->dtype == "I64";
     if (!known_kind) {
-      unsupported.push_back(t->name + " (" + e->dtype + ")");
+      unsupported.push_back(name + " (" + e->dtype + ")");
       continue;
     }
     if (!shape_ok || !dtype_ok) {
-      rep.mismatched.push_back(t->name + ": file " + e->dtype + shape_str(e->shape) + " vs store " +
+      rep.mismatched.push_back(name + ": file " + e->dtype + shape_str(e->shape) + " vs store " +
                                dtype_name(t->dtype) + t->shape().str());
       continue;
     }
@@ -480,7 +486,7 @@ LoadReport load_tensors(Store& st, const std::string& path, const std::vector<Te
     } else if (t->nbytes()) {
       st.upload(t, f.data(*e), t->nbytes());
     }
-    rep.loaded.push_back(t->name);
+    rep.loaded.push_back(e->name);
   }
   return rep;
 }

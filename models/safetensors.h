@@ -85,6 +85,10 @@ struct LoadReport {
 // names present in both, reports missing and unexpected ones; a mismatched shape or dtype still
 // fails (as PyTorch's load_state_dict does).
 LoadReport load_tensors(Store& st, const std::string& path, const std::vector<Tensor*>& targets, bool strict = true);
+// The same from a file already read; each target t is looked up as file_prefix + t->name (e.g.
+// "model_ema." for a weight-EMA copy), and the report names file tensors.
+LoadReport load_tensors(Store& st, const SafetensorsFile& f, const std::vector<Tensor*>& targets, bool strict,
+                        const std::string& file_prefix = "");
 // load_tensors with every tensor of the Store as a target.
 LoadReport load_store(Store& st, const std::string& path, bool strict = true);
 

@@ -104,44 +104,31 @@ void TokenizerModel::decode(const int32_t* idx, int64_t B, float* xr) {
 
 // ------------------------------------------------------------------------------- loading
 
+TrainConfig checkpoint_config(const SafetensorsFile& f) {
+  auto cfg_it = f.metadata.find("config");
+  auto fmt_it = f.metadata.find("format");
+  if (cfg_it == f.metadata.end() || fmt_it == f.metadata.end() || fmt_it->second != "nsvq-tokenizer-1")
+    fail("%s: not an nsvq tokenizer checkpoint (no format \"nsvq-tokenizer-1\" and config in its metadata)",
+         f.path.c_str());
+  return train_config_from_json(cfg_it->second, f.path);
+}
+
 LoadedTokenizer tokenizer_load(const std::string& path, Backend* be, bool use_ema) {
   LoadedTokenizer L;
   L.path = path;
   SafetensorsFile f = safetensors_read(path);
   L.metadata = f.metadata;
-  auto cfg_it = f.metadata.find("config");
-  auto fmt_it = f.metadata.find("format");
-  if (cfg_it == f.metadata.end() || fmt_it == f.metadata.end() || fmt_it->second != "nsvq-tokenizer-1")
-    fail("%s: not an nsvq tokenizer checkpoint (no format \"nsvq-tokenizer-1\" and config in its metadata)", path.c_str());
-  TrainConfig cfg = train_config_from_json(cfg_it->second, path);
+  TrainConfig cfg = checkpoint_config(f);
   L.store = std::make_unique<Store>(be);
   L.model = std::make_unique<TokenizerModel>(*L.store, cfg);
   std::vector<Tensor*> targets = L.model->weights();
   L.ema_weights = use_ema && cfg.weight_ema > 0 && f.find("model_ema." + targets[0]->name);
-  std::vector<std::string> missing, bad;
-  for (Tensor* t : targets) {
-    std::string name = (L.ema_weights ? "model_ema." : "") + t->name;
-    const SafetensorsEntry* e = f.find(name);
-    if (!e) {
-      missing.push_back(name);
-      continue;
-    }
-    bool shape_ok = (int)e->shape.size() == t->ndim;
-    for (int d = 0; shape_ok && d < t->ndim; d++) shape_ok = e->shape[(size_t)d] == t->ne[d];
-    if (!shape_ok || e->dtype != "F32" || t->dtype != DType::f32) {
-      bad.push_back(name);
-      continue;
-    }
-    L.store->upload(t, f.data(*e), (size_t)t->numel() * 4);
-  }
-  if (!missing.empty() || !bad.empty()) {
+  LoadReport rep = load_tensors(*L.store, f, targets, false, L.ema_weights ? "model_ema." : "");
+  if (!rep.missing.empty()) {
     std::string m;
-    for (size_t i = 0; i < missing.size() && i < 8; i++) m += (i ? ", " : "") + missing[i];
-    if (missing.size() > 8) m += ", ...";
-    std::string b;
-    for (size_t i = 0; i < bad.size() && i < 8; i++) b += (i ? ", " : "") + bad[i];
-    fail("%s: does not match its own config:%s%s%s%s", path.c_str(), missing.empty() ? "" : " missing ", m.c_str(),
-         bad.empty() ? "" : " mis-shaped ", b.c_str());
+    for (size_t i = 0; i < rep.missing.size() && i < 8; i++) m += (i ? ", " : "") + rep.missing[i];
+    fail("%s: %zu tensors of its model are missing: %s%s", path.c_str(), rep.missing.size(), m.c_str(),
+         rep.missing.size() > 8 ? ", ..." : "");
   }
   return L;
 }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 #include "models/quantizer.h"
+#include "models/safetensors.h"
 #include "models/vqgan.h"
 #include "train/data.h"
 #include "train/train_config.h"
@@ -65,6 +66,9 @@ struct LoadedTokenizer {
   std::unique_ptr<TokenizerModel> model;
 };
 LoadedTokenizer tokenizer_load(const std::string& path, Backend* be, bool use_ema = true);
+
+// The config stored in a tokenizer checkpoint's metadata; fails naming the file when it has none.
+TrainConfig checkpoint_config(const SafetensorsFile& f);
 
 struct EvalResult {
   int64_t images = 0;

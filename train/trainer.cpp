@@ -89,7 +89,7 @@ class Trainer {
     return opt_.out + (prev ? "/checkpoint.prev.safetensors" : "/checkpoint.safetensors") + (cfg_.zstd ? ".zst" : "");
   }
   void save_checkpoint();
-  void load_checkpoint(const std::string& path, const SafetensorsFile& f);
+  void load_checkpoint(const SafetensorsFile& f);
   void ema_update(const std::vector<char>& replaced_rows);
   void probe();
   void log_line(const std::string& json);
@@ -250,7 +250,7 @@ int64_t meta_int(const SafetensorsFile& f, const char* key) {
   return v;
 }
 
-void Trainer::load_checkpoint(const std::string& path, const SafetensorsFile& f) {
+void Trainer::load_checkpoint(const SafetensorsFile& f) {
   step_ = meta_int(f, "step");
   BatchLoader::Pos p;
   p.epoch = meta_int(f, "loader_epoch");
@@ -260,7 +260,7 @@ void Trainer::load_checkpoint(const std::string& path, const SafetensorsFile& f)
   nonfinite_run_ = (int)meta_int(f, "nonfinite_run");
   auto m = f.metadata.find("metrics");
   if (m != f.metadata.end()) last_eval_ = m->second;
-  load_store(st_, path, true);  // strict: every tensor present, nothing unexpected, shapes equal
+  load_tensors(st_, f, st_.tensors(), true);  // strict: every tensor present, nothing unexpected, shapes equal
   loader_->seek(p);
 }
 
@@ -428,17 +428,13 @@ int Trainer::run() {
   SafetensorsFile ck;
   if (!resume_path.empty()) {
     ck = safetensors_read(resume_path);
-    auto c = ck.metadata.find("config");
-    auto fmt = ck.metadata.find("format");
-    if (c == ck.metadata.end() || fmt == ck.metadata.end() || fmt->second != "nsvq-tokenizer-1")
-      fail("%s: not an nsvq training checkpoint", resume_path.c_str());
     int64_t steps = cfg_.steps;
-    cfg_ = train_config_from_json(c->second, resume_path);
+    cfg_ = checkpoint_config(ck);
     if (opt_.steps_given) cfg_.steps = steps;
   }
   setup();
   if (!resume_path.empty()) {
-    load_checkpoint(resume_path, ck);
+    load_checkpoint(ck);
     ck = SafetensorsFile();
     if (step_ > cfg_.steps)
       fail("%s is at step %lld, beyond --steps %lld", resume_path.c_str(), (long long)step_, (long long)cfg_.steps);
