@@ -19,6 +19,7 @@
 #include <array>
 #include <utility>
 
+#include "engine/cpu/transpose16.h"
 #include "gemm_internal.h"
 
 namespace nsvq {
@@ -129,34 +130,6 @@ void macro(int64_t mc, int64_t nc, int64_t kc, float alpha, const float* pa, con
 // (GCC bug 105593); the warning is spurious, silence it for the transpose code only.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
-// In-register transpose of 16 rows of 16 floats: on return r[x] holds column x of the input.
-// Stage 1 interleaves row pairs, stage 2 finishes 4x4 transposes inside each 128-bit lane, stages 3-4
-// move the 128-bit lanes so that lane j of output x comes from input rows 4j..4j+3.
-inline void transpose16x16(__m512 r[16]) {
-    __m512 t[16], u[16];
-    for (int i = 0; i < 8; ++i) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int j = 0; j < 4; ++j) {
-        u[4 * j + 0] = _mm512_shuffle_ps(t[4 * j], t[4 * j + 2], 0x44);
-        u[4 * j + 1] = _mm512_shuffle_ps(t[4 * j], t[4 * j + 2], 0xEE);
-        u[4 * j + 2] = _mm512_shuffle_ps(t[4 * j + 1], t[4 * j + 3], 0x44);
-        u[4 * j + 3] = _mm512_shuffle_ps(t[4 * j + 1], t[4 * j + 3], 0xEE);
-    }
-    // u[4j + c], lane L = input column 4L + c, rows 4j..4j+3.
-    for (int c = 0; c < 4; ++c) {
-        const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
-        const __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
-        const __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
-        const __m512 v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
-        r[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
-        r[4 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
-        r[8 + c] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
-        r[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
-    }
-}
 
 // op(B) = B^T: column j of op(B) is row j of b (contiguous in k). Each 16 (k) x 16 (j) tile of the panel
 // is loaded as 16 rows of b, transposed in registers and stored as 16 packed k rows. Ragged k / j edges

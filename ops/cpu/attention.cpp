@@ -8,6 +8,7 @@
 #include "ops/cpu/simd512.h"
 #include "ops/elementwise_math.h"
 #include "ops/ops_internal.h"
+#include "engine/cpu/transpose16.h"
 
 namespace nsvq {
 
@@ -174,31 +175,6 @@ NSVQ_AVX512 void attn_group(const Dims& D, const float* qb, int64_t rows, const 
   }
 }
 
-// In-register transpose of 16 rows of 16 floats (as engine/cpu/gemm_avx512.cpp): r[x] = column x.
-NSVQ_AVX512 inline void transpose16(__m512 r[16]) {
-  __m512 t[16], u[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int j = 0; j < 4; ++j) {
-    u[4 * j + 0] = _mm512_shuffle_ps(t[4 * j], t[4 * j + 2], 0x44);
-    u[4 * j + 1] = _mm512_shuffle_ps(t[4 * j], t[4 * j + 2], 0xEE);
-    u[4 * j + 2] = _mm512_shuffle_ps(t[4 * j + 1], t[4 * j + 3], 0x44);
-    u[4 * j + 3] = _mm512_shuffle_ps(t[4 * j + 1], t[4 * j + 3], 0xEE);
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
-    const __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
-    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
-    const __m512 v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
-    r[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
-    r[4 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
-    r[8 + c] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
-    r[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
-  }
-}
-
 // kt[c][j] = k[j][c] for j < nk (zeros up to FK), in 16 x 16 blocks
 NSVQ_AVX512 void transpose_keys(const float* k, int64_t nk, int64_t d, float* kt) {
   for (int64_t j0 = 0; j0 < FK; j0 += 16)
@@ -208,7 +184,7 @@ NSVQ_AVX512 void transpose_keys(const float* k, int64_t nk, int64_t d, float* kt
       __m512 r[16];
       for (int64_t j = 0; j < 16; j++)
         r[j] = j0 + j < nk ? _mm512_maskz_loadu_ps(cm, k + (j0 + j) * d + c0) : _mm512_setzero_ps();
-      transpose16(r);
+      transpose16x16(r);
       for (int64_t c = 0; c < nc; c++) _mm512_store_ps(kt + (c0 + c) * FK + j0, r[c]);
     }
 }
