@@ -1,5 +1,6 @@
 // tools/cmd_bench.cpp — `nsvq bench gemm` and `nsvq bench ops`: medians of repeated runs, GFLOP/s
 // or GB/s, optionally one JSON object per line. Ratios are meaningful only within one run.
+#include <sys/resource.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -8,27 +9,30 @@
 #include "engine/rng.h"
 #include "ops/optim.h"
 #include "tools/args.h"
+#include "tools/bench_util.h"
 #include "tools/commands.h"
 
 namespace nsvq {
 
-namespace {
-double now_ms() {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// Median of `reps` timings of f after `warm` untimed calls.
 double median_ms(int warm, int reps, const std::function<void()>& f) {
   for (int i = 0; i < warm; i++) f();
   std::vector<double> t;
   for (int i = 0; i < reps; i++) {
-    double s = now_ms();
+    auto s = std::chrono::steady_clock::now();
     f();
-    t.push_back(now_ms() - s);
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
   }
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
 }
+
+double peak_rss_mb() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024.0;  // Linux reports KiB
+}
+
+namespace {
 
 void report(bool json, const std::string& name, double ms, const char* unit, double value, int threads, const std::string& device) {
   if (json)

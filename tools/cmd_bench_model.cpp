@@ -1,13 +1,13 @@
 // tools/cmd_bench_model.cpp — `nsvq bench model`: the forward pass of a preset's encoder
 // (with quant_conv) or decoder (with post_quant_conv), timed as a median, with the planned arena and
 // the process's peak resident memory — the edge use case and the bounded-memory check.
-#include <sys/resource.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include "engine/rng.h"
 #include "models/vqgan.h"
 #include "tools/args.h"
+#include "tools/bench_util.h"
 #include "tools/commands.h"
 
 namespace nsvq {
@@ -37,27 +37,17 @@ int bench_model(int argc, char** argv, int first) {
   Rng r(5, 1);
   for (float& v : xv) v = r.normal();
   g.set_f32(x, xv);
-  g.compute();
-  std::vector<double> t;
-  for (int64_t i = 0; i < reps; i++) {
-    auto s = std::chrono::steady_clock::now();
-    g.compute();
-    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
-  }
-  std::sort(t.begin(), t.end());
-  double ms = t[t.size() / 2];
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
+  double ms = median_ms(1, (int)reps, [&] { g.compute(); });
   char name[128];
   snprintf(name, sizeof name, "%s %s b%lld %lldx%lld", preset.c_str(), part.c_str(), (long long)B, (long long)R, (long long)R);
   if (a.flag("json"))
     printf("{\"name\": \"%s\", \"ms_median\": %.3f, \"img_per_s\": %.2f, \"arena_mb\": %.1f, \"params_mb\": %.1f, "
            "\"peak_rss_mb\": %.1f, \"threads\": %d, \"device\": \"%s\"}\n",
-           name, ms, B * 1000.0 / ms, g.arena_bytes() / 1048576.0, st.bytes() / 1048576.0, ru.ru_maxrss / 1024.0,
+           name, ms, B * 1000.0 / ms, g.arena_bytes() / 1048576.0, st.bytes() / 1048576.0, peak_rss_mb(),
            cpu_threads(), be->name().c_str());
   else
     printf("%s: %.1f ms, %.1f img/s, arena %.1f MB, parameters %.1f MB, peak RSS %.0f MB, %d threads, %s\n", name, ms,
-           B * 1000.0 / ms, g.arena_bytes() / 1048576.0, st.bytes() / 1048576.0, ru.ru_maxrss / 1024.0, cpu_threads(),
+           B * 1000.0 / ms, g.arena_bytes() / 1048576.0, st.bytes() / 1048576.0, peak_rss_mb(), cpu_threads(),
            be->name().c_str());
   return 0;
 }

@@ -3,7 +3,6 @@
 // second over medians of repeated tokenizations of a batch (one g.compute(), or --micro M: B/M calls of
 // M images each, inputs in and indices out included), with the process's peak resident memory.
 // tools/bench/torch_tokenize.py times the same network in PyTorch under torch.no_grad().
-#include <sys/resource.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -12,6 +11,7 @@
 #include "models/quantizer.h"
 #include "models/vqgan.h"
 #include "tools/args.h"
+#include "tools/bench_util.h"
 #include "tools/commands.h"
 
 namespace nsvq {
@@ -66,16 +66,7 @@ int bench_tokenize(int argc, char** argv, int first) {
       idx.insert(idx.end(), part.begin(), part.end());
     }
   };
-  tokenize();
-  tokenize();
-  std::vector<double> t;
-  for (int64_t i = 0; i < reps; i++) {
-    auto s = std::chrono::steady_clock::now();
-    tokenize();
-    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
-  }
-  std::sort(t.begin(), t.end());
-  double ms = t[t.size() / 2];
+  double ms = median_ms(2, (int)reps, tokenize);
   if (getenv("NSVQ_PROFILE")) {  // a few more calls, timed per op
     g.set_profile(true);
     for (int i = 0; i < 5; i++) g.compute();
@@ -83,9 +74,7 @@ int bench_tokenize(int argc, char** argv, int first) {
   }
   uint64_t h = 1469598103934665603ull;  // FNV-1a of the indices: the same tokens on every thread count
   for (int32_t v : idx) h = (h ^ (uint32_t)v) * 1099511628211ull;
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  double rss = ru.ru_maxrss / 1024.0;
+  double rss = peak_rss_mb();
   char name[128];
   snprintf(name, sizeof name, "tokenize %s b%lld%s k%lld", preset.c_str(), (long long)B,
            M < B ? (" micro" + std::to_string(M)).c_str() : "", (long long)qc.codes);

@@ -2,7 +2,6 @@
 // (generator forward, backward and Adam; discriminator forward, backward and Adam; vanilla VQ,
 // L1 + 0.1 hinge generator loss + VQ loss, hinge discriminator loss), timed as medians, with the
 // process's peak resident memory. tools/bench/torch_train_step.py times the same step in PyTorch.
-#include <sys/resource.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +12,7 @@
 #include "models/vqgan.h"
 #include "ops/optim.h"
 #include "tools/args.h"
+#include "tools/bench_util.h"
 #include "tools/commands.h"
 
 namespace nsvq {
@@ -72,24 +72,13 @@ int bench_train_step(int argc, char** argv, int first) {
     opt_d.begin_step(g);
     g.compute();
   };
-  run();
-  run();
-  std::vector<double> t;
-  for (int64_t i = 0; i < reps; i++) {
-    auto s = std::chrono::steady_clock::now();
-    run();
-    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
-  }
-  std::sort(t.begin(), t.end());
-  double ms = t[t.size() / 2];
+  double ms = median_ms(2, (int)reps, run);
   if (getenv("NSVQ_PROFILE")) {  // one more step, timed per op
     g.set_profile(true);
     run();
     fprintf(stderr, "%s", g.profile_report().c_str());
   }
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  double rss = ru.ru_maxrss / 1024.0;
+  double rss = peak_rss_mb();
   char name[128];
   snprintf(name, sizeof name, "train-step %s b%lld", preset.c_str(), (long long)B);
   if (a.flag("json"))

@@ -9,27 +9,12 @@
 #include "engine/rng.h"
 #include "ops/vq.h"
 #include "tools/args.h"
+#include "tools/bench_util.h"
 #include "tools/commands.h"
 
 namespace nsvq {
 
 namespace {
-
-double vq_now_ms() {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double vq_median_ms(int warm, int reps, const std::function<void()>& f) {
-  for (int i = 0; i < warm; i++) f();
-  std::vector<double> t;
-  for (int i = 0; i < reps; i++) {
-    double s = vq_now_ms();
-    f();
-    t.push_back(vq_now_ms() - s);
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
 std::vector<float> vq_random(size_t n, uint64_t seed) {
   Rng r(seed, 3);
@@ -77,7 +62,7 @@ int bench_vq(int argc, char** argv, int first) {
     if (be->kind() != BK_CPU) fail("bench vq: --gemm times the CPU SGEMM; run it with --device cpu");
     std::vector<float> C((size_t)(N * K));
     int nt = cpu_threads();
-    ms_gemm = vq_median_ms(1, reps, [&] { sgemm(false, true, N, K, D, 1.0f, zv.data(), D, ev.data(), D, 0.0f, C.data(), K, nt); });
+    ms_gemm = median_ms(1, reps, [&] { sgemm(false, true, N, K, D, 1.0f, zv.data(), D, ev.data(), D, 0.0f, C.data(), K, nt); });
     report("gemm reference", ms_gemm, pass);
   }
 
@@ -90,7 +75,7 @@ int bench_vq(int argc, char** argv, int first) {
   ga.plan();
   ga.set_f32(z, zv);
   ga.set_f32(E, ev);
-  double ms_near = vq_median_ms(1, reps, [&] { ga.compute(); });
+  double ms_near = median_ms(1, reps, [&] { ga.compute(); });
   report("nearest", ms_near, pass);
 
   Graph gl(be);
@@ -103,7 +88,7 @@ int bench_vq(int argc, char** argv, int first) {
   gl.set_f32(z2, zv);
   gl.set_f32(E2, ev);
   gl.set_f32(t2, &tau, 1);
-  double ms_a = vq_median_ms(1, reps, [&] { gl.compute(); });
+  double ms_a = median_ms(1, reps, [&] { gl.compute(); });
   report("nearest+lse (pass A)", ms_a, pass);
   std::vector<float> search = gl.get_f32(s1);
 
@@ -119,7 +104,7 @@ int bench_vq(int argc, char** argv, int first) {
   gb.set_f32(E3, ev);
   gb.set_f32(t3, &tau, 1);
   gb.set_f32(s3, search);
-  double ms_b = vq_median_ms(1, reps, [&] { gb.compute(); });
+  double ms_b = median_ms(1, reps, [&] { gb.compute(); });
   report("dense stats (pass B)", ms_b, 2.0 * pass);
   report("dense total (pass A + B)", ms_a + ms_b, 3.0 * pass);
   if (!json) {
