@@ -5,10 +5,14 @@
 # (made by tools/prepare-device-deps.sh on the dev machine), then runs:
 #   nsvq info, nsvq_tests (CPU-vs-CUDA parity runs when a device exists), the kernel-path parity
 #   driver engine/cuda/emu/emu_parity.cpp linked against the real library, nsvq bench ops and
-#   nsvq bench gemm 1024^3 on cuda, and a 1-epoch Fashion-MNIST MLP on cuda (when the data is there).
+#   nsvq bench gemm 1024^3 on cuda, a 1-epoch Fashion-MNIST MLP on cuda (when the data is there), a
+#   400-step cifar10 NSVQ tokenizer training run on cuda that must learn (tools/bench/check_run.py)
+#   and its evaluation, and the GPU benchmarks side by side with PyTorch (train step at batch 64 and
+#   256, nearest-code search vs cuBLAS GEMM at K = 65,536, conv), tabled by tools/bench/bench_table.py.
 # Everything is logged to $OUT/device-check.log (or build-cuda/device-check.log); a summary table
 # (step, status, seconds) is printed last. Exit status: 0 when every step passed.
-# Environment: NSVQ_ARCH (default 90), NSVQ_JOBS (default: all cores), NSVQ_SKIP_FMNIST=1.
+# Environment: NSVQ_ARCH (default 90), NSVQ_JOBS (default: all cores), NSVQ_SKIP_FMNIST=1,
+# NSVQ_TORCH_COMPILE=1 (also time torch.compile; slow to compile).
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -125,10 +129,42 @@ if [ -x "$BIN/nsvq" ]; then
   else
     skip fmnist-cuda "no $DATA"
   fi
+  # a short cifar10 tokenizer training run on the GPU (NSVQ, all three stages) that must learn
+  CIFAR=$DEPS/data/cifar10
+  if [ -f "$DEPS/data/cifar10-slice.bin.xz" ] && step cifar-unpack 60 tools/device-cifar-slice.sh "$DEPS/data/cifar10-slice.bin.xz" "$CIFAR"; then
+    RUN=$BUILD/run-cifar-cuda
+    rm -rf "$RUN"
+    if step train-cuda 240 "$BIN/nsvq" train --preset cifar10 --data "cifar10:$CIFAR" --device cuda --steps 400 --batch 64 \
+         --codes 1024 --log-every 20 --drift-every 100 --eval-n 1000 --ckpt-every 200 -o "$RUN"; then
+      step train-learns 30 python3 tools/bench/check_run.py "$RUN"
+      [ -n "${OUT:-}" ] && cp "$RUN/recon.png" "$OUT/cifar-cuda-recon.png" 2>/dev/null
+      step eval-cuda 60 "$BIN/nsvq" eval -m "$RUN/checkpoint.safetensors" --data "cifar10:$CIFAR" --n 1000 --device cuda
+    fi
+  else
+    skip train-cuda "no .deps/data/cifar10-slice.bin.xz"
+  fi
+  # GPU benchmarks, nsvq and PyTorch side by side (JSON lines into bench.jsonl, table at the end)
+  BJ=$BUILD/bench.jsonl
+  : > "$BJ"
+  for pb in "fmnist 64" "fmnist 256" "cifar10 64" "cifar10 256"; do
+    set -- $pb
+    step "ts-$1-$2" 90 sh -c "\"$BIN/nsvq\" bench train-step --preset $1 --batch $2 --reps 20 --device cuda --json | tee -a $BJ"
+    step "torch-$1-$2" 120 sh -c "python3 tools/bench/torch_train_step.py --device cuda --preset $1 --batch $2 --reps 20 | tee -a $BJ"
+  done
+  step torch-tf32 120 sh -c "python3 tools/bench/torch_train_step.py --device cuda --preset cifar10 --batch 256 --reps 20 --tf32 | tee -a $BJ"
+  for d in 16 128; do
+    step "vq-d$d" 90 sh -c "\"$BIN/nsvq\" bench vq --n 2048 --codes 65536 --dim $d --device cuda --json | tee -a $BJ"
+    step "gemm-d$d" 60 sh -c "\"$BIN/nsvq\" bench gemm --m 2048 --n 65536 --k $d --tb --device cuda --json | tee -a $BJ"
+  done
+  step conv-cuda 60 sh -c "\"$BIN/nsvq\" bench conv --batch 64 --cin 64 --cout 64 --hw 32 --device cuda --json | tee -a $BJ"
+  [ "${NSVQ_TORCH_COMPILE:-0}" = 1 ] &&
+    step torch-compile 240 sh -c "python3 tools/bench/torch_train_step.py --device cuda --preset cifar10 --batch 256 --reps 20 --compile | tee -a $BJ"
+  [ -n "${OUT:-}" ] && cp "$BJ" "$OUT/bench.jsonl"
 else
-  for s in info tests parity bench-ops bench-gemm fmnist-cuda; do skip "$s" "no nsvq binary"; done
+  for s in info tests parity bench-ops bench-gemm fmnist-cuda train-cuda; do skip "$s" "no nsvq binary"; done
   FAILED=1
 fi
 
 summary
+[ -s "${BJ:-/nonexistent}" ] && python3 tools/bench/bench_table.py "$BJ" | tee -a "$LOG"
 exit "$FAILED"

@@ -7,6 +7,8 @@
 #   .deps/include/{zstd,zstd_errors,zdict,zlib,zconf}.h
 #   .deps/lib/{libzstd,libz,libstb}.a   (static: nothing to install on the GPU machine)
 #   .deps/data/fashion-mnist/*.gz       (the Fashion-MNIST IDX files, ~30 MB)
+#   .deps/data/cifar10-slice.bin.xz     (the first 7,000 records of CIFAR-10's data_batch_1, ~13 MB;
+#                                        tools/device-cifar-slice.sh unpacks it there)
 # .deps/ is git-ignored; it must stay under ~60 MiB (it travels with the working tree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,7 @@ D=.deps
 LIBDIR=/usr/lib/x86_64-linux-gnu
 INC=/usr/include
 FMNIST=/usr/share/datasets/fashion-mnist
+CIFAR=${NSVQ_CIFAR_DIR:-$(cd .. && pwd)/shared/data/cifar10}
 MAX_MIB=60
 
 need() {
@@ -33,6 +36,11 @@ cp -r "$INC"/doctest "$D"/include/
 cp "$INC"/zstd.h "$INC"/zstd_errors.h "$INC"/zdict.h "$INC"/zlib.h "$INC"/zconf.h "$D"/include/
 cp "$LIBDIR"/libzstd.a "$LIBDIR"/libz.a "$LIBDIR"/libstb.a "$D"/lib/
 cp "$FMNIST"/*.gz "$D"/data/fashion-mnist/
+if [ -f "$CIFAR/data_batch_1.bin.xz" ]; then
+  xz -dc "$CIFAR/data_batch_1.bin.xz" | head -c $((7000 * 3073)) | xz -6 > "$D"/data/cifar10-slice.bin.xz
+else
+  echo "prepare-device-deps: no $CIFAR/data_batch_1.bin.xz: the GPU training check will be skipped" >&2
+fi
 
 mib=$(du -sm "$D" | cut -f1)
 echo "prepare-device-deps: $D holds ${mib} MiB:"

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 # tools/bench/torch_train_step.py — the PyTorch side of `nsvq bench train-step`: the same VQGAN
 # training step (taming-style encoder/decoder of the preset, vanilla VQ, PatchGAN; generator forward,
-# backward and Adam, then discriminator forward, backward and Adam) timed on the CPU, with the peak
-# resident memory. Optional; never a build or test dependency. Run with Debian's python3-torch:
+# backward and Adam, then discriminator forward, backward and Adam) timed on the CPU or a CUDA GPU,
+# with the peak resident (CPU) or allocated (GPU) memory. Optional; never a build or test dependency.
+# CPU, with Debian's python3-torch:
 #   OMP_NUM_THREADS=2 /usr/bin/python3 tools/bench/torch_train_step.py --preset fmnist --batch 32 --threads 2
+# GPU (strict FP32 like nsvq's default; --tf32 allows TF32 in cuDNN/cuBLAS, --compile uses torch.compile):
+#   python3 tools/bench/torch_train_step.py --device cuda --preset cifar10 --batch 256 [--tf32] [--compile]
 import argparse, json, resource, statistics, time
 import torch
 import torch.nn as nn
@@ -89,15 +92,27 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--codes", type=int, default=1024)
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--device", default="cpu", help="cpu | cuda")
+    ap.add_argument("--tf32", action="store_true", help="cuda: allow TF32 tensor cores (default: strict FP32)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the three networks")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    dev = torch.device(a.device)
+    cuda = dev.type == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = a.tf32
+        torch.backends.cudnn.allow_tf32 = a.tf32
+        torch.backends.cudnn.benchmark = True
     p = PRESETS[a.preset]
-    E, G, D = encoder(p), decoder(p), discriminator(p)
-    codebook = nn.Embedding(a.codes, p["d"]); codebook.weight.data.uniform_(-1 / a.codes, 1 / a.codes)
+    E, G, D = encoder(p).to(dev), decoder(p).to(dev), discriminator(p).to(dev)
+    codebook = nn.Embedding(a.codes, p["d"]).to(dev); codebook.weight.data.uniform_(-1 / a.codes, 1 / a.codes)
     opt_g = torch.optim.Adam(list(E.parameters()) + list(G.parameters()) + list(codebook.parameters()), 2e-4, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.9))
-    x = torch.rand(a.batch, p["cin"], p["res"], p["res"]) * 2 - 1
+    x = torch.rand(a.batch, p["cin"], p["res"], p["res"], device=dev) * 2 - 1
+    if a.compile:
+        E, G, D = torch.compile(E), torch.compile(G), torch.compile(D)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     def step():
         z = E(x)
@@ -113,16 +128,21 @@ def main():
         loss_d = 0.5 * (F.relu(1 - D(x)).mean() + F.relu(1 + D(xr.detach())).mean())
         opt_d.zero_grad(set_to_none=True); loss_d.backward(); opt_d.step()
 
-    for _ in range(2):
+    for _ in range(3 if a.compile else 2):
         step()
+    sync()
     t = []
     for _ in range(a.reps):
-        s = time.perf_counter(); step(); t.append(time.perf_counter() - s)
+        s = time.perf_counter(); step(); sync(); t.append(time.perf_counter() - s)
     ms = statistics.median(t) * 1e3
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"name": "torch train-step %s b%d" % (a.preset, a.batch), "ms_median": round(ms, 3),
-                      "img_per_s": round(a.batch / ms * 1e3, 2), "peak_rss_mb": round(rss, 1), "threads": a.threads,
-                      "device": "cpu (torch %s)" % torch.__version__}))
+    mode = ("compile" if a.compile else "eager") + (" tf32" if a.tf32 else " fp32" if cuda else "")
+    r = {"name": "torch train-step %s b%d" % (a.preset, a.batch), "mode": mode, "ms_median": round(ms, 3),
+         "img_per_s": round(a.batch / ms * 1e3, 2), "peak_rss_mb": round(rss, 1), "threads": a.threads,
+         "device": "%s (torch %s)" % (torch.cuda.get_device_name(dev) if cuda else "cpu", torch.__version__)}
+    if cuda:
+        r["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(dev) / 1048576.0, 1)
+    print(json.dumps(r))
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,33 @@
+#!/usr/bin/env python3
+# tools/bench/bench_table.py BENCH.jsonl — the short table device-check prints last: every
+# benchmark JSON line (nsvq and PyTorch) as name / mode / ms / rate, then the ratios the GPU issue
+# targets: nsvq's train step against PyTorch eager at the same preset and batch, and the
+# nearest-code search against cuBLAS GEMM of the same shape.
+import json, sys
+
+rows = []
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line.startswith("{"):
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            pass
+print("%-44s %-12s %10s %12s" % ("benchmark", "mode", "ms", "rate"))
+for r in rows:
+    rate = next(("%.1f %s" % (r[k], k) for k in ("img_per_s", "gflops", "gbps") if k in r), "")
+    print("%-44s %-12s %10.3f %12s" % (r["name"][:44], r.get("mode", "nsvq"), r["ms_median"], rate))
+ms = {(r["name"], r.get("mode", "nsvq")): r["ms_median"] for r in rows}
+print()
+for (name, mode), t in sorted(ms.items()):
+    if name.startswith("train-step") and mode == "nsvq":
+        tt = ms.get(("torch " + name, "eager fp32"))
+        if tt:
+            print("%-30s nsvq %.2f ms vs torch eager fp32 %.2f ms: nsvq %.2fx as fast" % (name, t, tt, tt / t))
+gemm = {r["name"].split()[1]: r["ms_median"] for r in rows if r["name"].startswith("gemm ")}
+for r in rows:
+    if r["name"].startswith("vq "):
+        shape = r["name"].split()[-1]  # NxKxD; the GEMM is [N,D] x [K,D]^T: "gemm NxKxD tb"
+        if shape in gemm:
+            print("%-44s %.3f ms = %.2fx cuBLAS GEMM %s (%.3f ms)" % (r["name"][:44], r["ms_median"],
+                  r["ms_median"] / gemm[shape], shape, gemm[shape]))
