@@ -1,6 +1,8 @@
 // ops/conv_geom.h — conv2d geometry shared by the CPU and CUDA kernels (one chunk rule, so both
 // backends sum in the same order): sizes from the node's tensors, K = C*kh*kw, P = Ho*Wo, the
-// 1x1 stride-1 unpadded "direct" case, and the output-pixel chunk of the bounded im2col buffer.
+// 1x1 stride-1 unpadded "direct" case, the output-pixel chunk of the CPU's bounded im2col buffer,
+// and the CUDA kernels' pass plan (ops/cuda/conv.cu: whole images in groups, or pixel chunks of one
+// image, sized by a column budget so the patch matrix never covers the whole batch of a big model).
 #pragma once
 #include <algorithm>
 #include "engine/tensor.h"
@@ -33,6 +35,30 @@ inline ConvGeom conv_geom_bwd_data(const Tensor* dx) {
 }
 inline ConvGeom conv_geom_bwd_weight(const Tensor* dw) {
   return ConvGeom(dw, dw->src[0]->shape(), dw->shape(), dw->src[1]->shape());
+}
+
+// CUDA: floats of the col [K, cols] + GEMM-side [O, cols] buffers one im2col + GEMM pass may use
+// (default 16 Mi floats = 64 MiB; tests lower it to reach every path on small shapes).
+inline int64_t& conv_cuda_budget() {
+  static int64_t floats = (int64_t)16 << 20;
+  return floats;
+}
+// A pass covers `cols` consecutive columns of the batch's N*P output pixels: `nb` whole images
+// (groups) when one image fits the budget, else a pixel chunk of one image (nb = 1, cols < P).
+struct ConvCudaPlan {
+  bool groups;
+  int64_t nb, cols, col_floats;  // col_floats: K*cols rounded up to 64 floats (256-byte aligned)
+  size_t scratch_bytes() const { return (size_t)col_floats * sizeof(float); }
+};
+inline ConvCudaPlan conv_cuda_plan(const ConvGeom& g) {
+  ConvCudaPlan p;
+  int64_t per_col = std::max<int64_t>(g.K + g.O, 1), budget = std::max<int64_t>(conv_cuda_budget(), 64 * per_col);
+  p.groups = g.P * per_col <= budget;
+  p.nb = p.groups ? std::max<int64_t>(1, std::min<int64_t>(g.N, budget / (g.P * per_col))) : 1;
+  p.cols = p.groups ? p.nb * g.P : std::min<int64_t>(g.P, std::max<int64_t>(64, budget / per_col / 16 * 16));
+  int64_t kc = (g.K * p.cols + 63) / 64 * 64;
+  p.col_floats = kc + g.O * p.cols;
+  return p;
 }
 
 }  // namespace nsvq

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include "engine/rng.h"
+#include "ops/conv_geom.h"
 #include "tests/op_cases.h"
 
 using namespace nsvq;
@@ -195,5 +196,33 @@ TEST_CASE("op table: gradient check, reference and CUDA parity for every case") 
       }
     }
     seed++;
+  }
+}
+
+TEST_CASE("conv2d CUDA passes: tiny column budgets reach image groups and pixel chunks, results match the CPU") {
+  if (cuda_device_count() == 0) {
+    MESSAGE("no CUDA device: conv2d pass-plan parity skipped");
+    return;
+  }
+  struct Restore {
+    int64_t saved = conv_cuda_budget();
+    ~Restore() { conv_cuda_budget() = saved; }
+  } restore;
+  for (int64_t budget : {int64_t(1) << 10, int64_t(5000), int64_t(40000)}) {
+    conv_cuda_budget() = budget;  // 1024 and 5000: pixel chunks of one image for most cases; 40000: groups
+    int seed = 1;
+    for (const OpCase& c : op_cases()) {
+      seed++;
+      if (c.name.rfind("conv2d", 0) != 0) continue;
+      SUBCASE((c.name + " budget " + std::to_string(budget)).c_str()) {
+        std::vector<Host> in = make_inputs(c, (uint64_t)seed);
+        Run probe = run_case(backend_cpu(), c, in, nullptr, false);
+        std::vector<float> proj((size_t)probe.out.n());
+        Rng r(seed, 42);
+        for (float& v : proj) v = 2.0f * r.uniform() - 1.0f;
+        Run cpu_run = run_case(backend_cpu(), c, in, &proj, true);
+        check_parity(c, cpu_run, in, &proj);
+      }
+    }
   }
 }

@@ -91,9 +91,10 @@ void col2im_add(const ConvGeom& g, const float* col, int64_t p0, int64_t np, flo
       }
 }
 
-// one col buffer per CPU thread; CUDA (ops/cuda/conv.cu) uses a single one at offset 0
+// one col buffer per CPU thread; CUDA (ops/cuda/conv.cu) one col + GEMM-side buffer of its plan
 size_t conv_col_scratch(const ConvGeom& g, BackendKind b) {
-  return g.direct ? 0 : (size_t)(b == BK_CPU ? cpu_threads() : 1) * g.K * g.chunk * sizeof(float);
+  if (g.direct) return 0;
+  return b == BK_CPU ? (size_t)cpu_threads() * g.K * g.chunk * sizeof(float) : conv_cuda_plan(g).scratch_bytes();
 }
 size_t conv_fwd_scratch(const Tensor* y, BackendKind b) {
   ConvGeom g = conv_geom_fwd(y);

@@ -1,19 +1,20 @@
 // ops/cuda/conv.cu — CUDA kernels of conv2d (layout and semantics in ops/conv.cpp, ops/cpu/conv.cpp):
-// im2col in bounded pixel chunks into ExecCtx::scratch + cuBLAS SGEMM (FP32 math mode, row-major
-// through the operand swap of ops/cuda/matmul.cu); 1x1 stride-1 unpadded convolutions use the input
-// directly (one strided-batched GEMM over the images).
-//   forward:     Y_n[:, chunk]   = W [O, K] * col [K, chunk], then + bias (separate pass, as the CPU)
-//   input grad:  dcol [K, chunk] = W^T * dY_n[:, chunk], then a col2im GATHER: one thread per input
-//                element sums, in (i, j) order, the dcol entries of every kernel offset / output pixel
-//                of the chunk that read it (no atomics); later chunks add onto earlier ones in order
-//   weight grad: dW = sum over images, then chunks, in order, by cuBLAS beta = 1 accumulation;
-//                direct path: the CPU's 8 partial sums (image n -> part n % 8, one batched GEMM per
-//                group of 8 images) summed in part order by one thread per element
-// K = C*kh*kw, col rows ordered (c, i, j) like the weight. The chunk (output pixels per im2col) is
-// the CPU's single-thread chunk, so col needs K*chunk floats: at most what the CPU's scratch query
-// returns (cpu_threads() * K*chunk), and chosen from the shapes alone. Every sum therefore runs in an
-// order fixed by the shapes, and cuBLAS GEMMs of fixed shapes on one stream are run-to-run
-// deterministic: results are bitwise repeatable.
+// im2col + cuBLAS SGEMM (FP32 math mode, row-major through the operand swap of ops/cuda/matmul.cu)
+// over passes of many output columns at once. The batch's N*P output pixels are columns; a pass
+// covers whole images in groups (or, when one image is too big for the budget, a pixel chunk of one
+// image): conv_cuda_plan in ops/conv_geom.h, a column budget of 64 MiB, so the patch matrix never
+// covers the whole batch of a big model, while small models run a handful of large GEMMs per conv
+// instead of one small GEMM per image (launch-bound). Per pass, the "wide" layout:
+//   forward:     col [K, cols] = im2col(x);  Yw [O, cols] = W [O, K] * col;  y[n, o, p] = Yw + bias
+//   input grad:  dYw [O, cols] = dy gathered;  dcol [K, cols] = W^T * dYw;  then a col2im GATHER: one
+//                thread per input element sums, in (i, j) order, the dcol entries that read it (no
+//                atomics); pixel chunks of one image add onto earlier chunks in order
+//   weight grad: dW (+)= dYw [O, cols] * col^T, passes in order (cuBLAS beta = 1)
+// 1x1 stride-1 unpadded convolutions use the input directly (strided-batched GEMMs over the images;
+// the weight gradient in the CPU's 8 partial sums, image n -> part n % 8, summed in part order).
+// K = C*kh*kw, col rows ordered (c, i, j) like the weight. Pass sizes depend on the shapes alone and
+// cuBLAS GEMMs of fixed shapes on one stream are run-to-run deterministic: results are bitwise
+// repeatable.
 #include <algorithm>
 #include <climits>
 #include "engine/cuda/cuda_common.cuh"
@@ -33,35 +34,53 @@ ConvK conv_k(const ConvGeom& g) { return {g.C, g.H, g.W, g.kh, g.kw, g.Ho, g.Wo,
 
 // ---------------------------------------------------------------- kernels (I: int32_t or int64_t index maths)
 
-// col[k, pp] (k = (c, i, j), pp in [0, np)) for output pixels [p0, p0 + np) of one image x [C, H, W]
+// col [K, nc] (k = (c, i, j)) for the batch's output columns [q0, q0 + nc) (column n*P + p)
 template <class I>
-__global__ void im2col_kernel(float* __restrict__ col, const float* __restrict__ x, ConvK g, I p0, I np, I total) {
-  I H = (I)g.H, W = (I)g.W, kh = (I)g.kh, kw = (I)g.kw, Wo = (I)g.Wo;
+__global__ void im2col_kernel(float* __restrict__ col, const float* __restrict__ x, ConvK g, I q0, I nc, I total) {
+  I H = (I)g.H, W = (I)g.W, kh = (I)g.kh, kw = (I)g.kw, Wo = (I)g.Wo, P = (I)(g.Ho * g.Wo), CHW = (I)(g.C * g.H * g.W);
   for (I e = (I)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (I)gridDim.x * blockDim.x) {
-    I pp = e % np, k = e / np;
+    I q = e % nc, k = e / nc;
     I j = k % kw, t = k / kw;
     I i = t % kh, c = t / kh;
-    I p = p0 + pp;
+    I gq = q0 + q, n = gq / P, p = gq - n * P;
     I oy = p / Wo, ox = p - oy * Wo;
     I iy = oy * (I)g.sh - (I)g.pt + i, ix = ox * (I)g.sw - (I)g.pl + j;
-    col[e] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? x[(c * H + iy) * W + ix] : 0.0f;
+    col[e] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? x[n * CHW + (c * H + iy) * W + ix] : 0.0f;
   }
 }
 
-// dx [C, H, W] of one image, rows [row0, row0 + nrows) of every channel: each element sums the
-// dcol [K, np] entries (pixels [p0, p0 + np)) that im2col read from it, kernel offsets (i, j) in
-// ascending order (the CPU's col2im order). Rows >= fresh_row start from 0, earlier rows add onto dx.
+// Between the batch layout t [N, O, P] and the wide layout tw [O, nc] of columns [q0, q0 + nc):
+// to_wide: tw = t; else t = tw + bias (bias may be null)
 template <class I>
-__global__ void col2im_gather_kernel(float* __restrict__ dx, const float* __restrict__ dcol, ConvK g, I p0, I np,
+__global__ void wide_copy_kernel(float* __restrict__ t, float* __restrict__ tw, const float* __restrict__ bias, I O,
+                                 I P, I q0, I nc, bool to_wide, I total) {
+  for (I e = (I)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (I)gridDim.x * blockDim.x) {
+    I q = e % nc, o = e / nc;
+    I gq = q0 + q, n = gq / P, p = gq - n * P;
+    I off = (n * O + o) * P + p;
+    if (to_wide) tw[e] = t[off];
+    else t[off] = tw[e] + (bias ? bias[o] : 0.0f);
+  }
+}
+
+// dx [nimg, C, H, W] (rows [row0, row0 + nrows) of every channel): each element sums the dcol
+// [K, ld] entries that im2col read from it — image l's pixels p0..p0+np-1 at columns l*P + p - p0 —
+// kernel offsets (i, j) in ascending order (the CPU's col2im order). Rows >= fresh_row start from
+// 0, earlier rows add onto dx (pixel chunks of one image).
+template <class I>
+__global__ void col2im_gather_kernel(float* __restrict__ dx, const float* __restrict__ dcol, ConvK g, I ld, I p0, I np,
                                      I row0, I nrows, I fresh_row, I total) {
-  I H = (I)g.H, W = (I)g.W, kh = (I)g.kh, kw = (I)g.kw, Ho = (I)g.Ho, Wo = (I)g.Wo, sh = (I)g.sh, sw = (I)g.sw;
+  I C = (I)g.C, H = (I)g.H, W = (I)g.W, kh = (I)g.kh, kw = (I)g.kw, Ho = (I)g.Ho, Wo = (I)g.Wo, sh = (I)g.sh,
+    sw = (I)g.sw, P = (I)(g.Ho * g.Wo);
   for (I e = (I)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (I)gridDim.x * blockDim.x) {
     I ix = e % W, t = e / W;
-    I iy = row0 + t % nrows, c = t / nrows;
-    I off = (c * H + iy) * W + ix;
+    I iy = row0 + t % nrows;
+    t /= nrows;
+    I c = t % C, l = t / C;
+    I off = ((l * C + c) * H + iy) * W + ix;
     float acc = iy >= fresh_row ? 0.0f : dx[off];
     I ty = iy + (I)g.pt, tx = ix + (I)g.pl;  // >= 0
-    const float* dc = dcol + c * kh * kw * np;
+    const float* dc = dcol + c * kh * kw * ld + l * P;
     for (I i = ty % sh; i < kh && i <= ty; i += sh) {  // oy * sh + i == ty
       I oy = (ty - i) / sh;
       if (oy >= Ho) continue;
@@ -70,7 +89,7 @@ __global__ void col2im_gather_kernel(float* __restrict__ dx, const float* __rest
         if (ox >= Wo) continue;
         I p = oy * Wo + ox - p0;
         if (p < 0 || p >= np) continue;
-        acc += dc[(i * kw + j) * np + p];
+        acc += dc[(i * kw + j) * ld + p];
       }
     }
     dx[off] = acc;
@@ -119,23 +138,54 @@ void rm_gemm(CudaState* st, bool ta, bool tb, int64_t M, int64_t N, int64_t Kd, 
   }
 }
 
-// The col buffer: K*chunk floats at the start of the scratch (the CPU's query returns cpu_threads()
-// times that, or more for the weight gradient).
-float* col_buffer(const ExecCtx& c, const ConvGeom& g, const char* op) {
-  size_t need = (size_t)g.K * g.chunk * sizeof(float);
-  if (!c.scratch || c.scratch_bytes < need)
-    fail("%s (cuda): scratch of %zu bytes, need %zu", op, c.scratch_bytes, need);
-  return (float*)c.scratch;
+// The pass plan and its buffers: col [K, cols] at the start of the scratch, the wide [O, cols] after.
+struct Passes {
+  ConvCudaPlan plan;
+  float *col, *wide;
+  bool small;  // int32 index maths
+};
+Passes passes(const ExecCtx& c, const ConvGeom& g, const char* op) {
+  Passes r;
+  r.plan = conv_cuda_plan(g);
+  if (!c.scratch || c.scratch_bytes < r.plan.scratch_bytes())
+    fail("%s (cuda): scratch of %zu bytes, need %zu", op, c.scratch_bytes, r.plan.scratch_bytes());
+  r.col = (float*)c.scratch;
+  r.wide = r.col + (r.plan.col_floats - g.O * r.plan.cols);
+  r.small = fits32(g.N * std::max(g.C * g.H * g.W, g.O * g.P)) && fits32(std::max(g.K, g.O) * r.plan.cols);
+  return r;
 }
 
-void launch_im2col(CudaState* st, const ConvGeom& g, const float* xn, int64_t p0, int64_t np, float* col) {
-  int64_t total = g.K * np;
-  unsigned blocks = cu_blocks(total);
-  if (fits32(total) && fits32(g.C * g.H * g.W))
-    im2col_kernel<int32_t><<<blocks, CU_THREADS, 0, st->stream>>>(col, xn, conv_k(g), (int32_t)p0, (int32_t)np,
-                                                                    (int32_t)total);
+// Calls pass(q0, nc) for the plan's passes in column order: image groups, or each image's chunks.
+template <class F>
+void for_passes(const ConvGeom& g, const ConvCudaPlan& p, F pass) {
+  if (p.groups) {
+    for (int64_t n0 = 0; n0 < g.N; n0 += p.nb) pass(n0 * g.P, std::min(p.nb, g.N - n0) * g.P);
+  } else {
+    for (int64_t n = 0; n < g.N; n++)
+      for (int64_t p0 = 0; p0 < g.P; p0 += p.cols) pass(n * g.P + p0, std::min(p.cols, g.P - p0));
+  }
+}
+
+void launch_im2col(CudaState* st, const ConvGeom& g, const Passes& ps, const float* x, int64_t q0, int64_t nc) {
+  int64_t total = g.K * nc;
+  if (ps.small)
+    im2col_kernel<int32_t><<<cu_blocks(total), CU_THREADS, 0, st->stream>>>(ps.col, x, conv_k(g), (int32_t)q0,
+                                                                             (int32_t)nc, (int32_t)total);
   else
-    im2col_kernel<int64_t><<<blocks, CU_THREADS, 0, st->stream>>>(col, xn, conv_k(g), p0, np, total);
+    im2col_kernel<int64_t><<<cu_blocks(total), CU_THREADS, 0, st->stream>>>(ps.col, x, conv_k(g), q0, nc, total);
+  CUDA_LAUNCH_CHECK();
+}
+
+// to_wide: wide [O, nc] = t's columns [q0, q0 + nc); else t's columns = wide + bias
+void launch_wide_copy(CudaState* st, const ConvGeom& g, const Passes& ps, float* t, const float* bias, int64_t q0,
+                      int64_t nc, bool to_wide) {
+  int64_t total = g.O * nc;
+  if (ps.small)
+    wide_copy_kernel<int32_t><<<cu_blocks(total), CU_THREADS, 0, st->stream>>>(
+        t, ps.wide, bias, (int32_t)g.O, (int32_t)g.P, (int32_t)q0, (int32_t)nc, to_wide, (int32_t)total);
+  else
+    wide_copy_kernel<int64_t><<<cu_blocks(total), CU_THREADS, 0, st->stream>>>(t, ps.wide, bias, g.O, g.P, q0, nc,
+                                                                                to_wide, total);
   CUDA_LAUNCH_CHECK();
 }
 
@@ -154,16 +204,13 @@ void conv2d_cuda(Tensor* y, const ExecCtx& c) {
   } else if (g.direct) {  // Y_n [O, P] = W [O, K] * X_n [K, P] for every image
     rm_gemm(st, false, false, g.O, g.P, g.K, w, g.K, 0, x, g.P, g.K * g.P, 0.0f, out, g.P, g.O * g.P, g.N);
   } else {
-    float* col = col_buffer(c, g, "conv2d");
-    for (int64_t n = 0; n < g.N; n++) {
-      const float* xn = x + n * g.C * g.H * g.W;
-      float* yn = out + n * g.O * g.P;
-      for (int64_t p0 = 0; p0 < g.P; p0 += g.chunk) {
-        int64_t np = std::min(g.chunk, g.P - p0);
-        launch_im2col(st, g, xn, p0, np, col);
-        rm_gemm(st, false, false, g.O, np, g.K, w, g.K, 0, col, np, 0, 0.0f, yn + p0, g.P, 0, 1);
-      }
-    }
+    Passes ps = passes(c, g, "conv2d");
+    for_passes(g, ps.plan, [&](int64_t q0, int64_t nc) {
+      launch_im2col(st, g, ps, x, q0, nc);
+      rm_gemm(st, false, false, g.O, nc, g.K, w, g.K, 0, ps.col, nc, 0, 0.0f, ps.wide, nc, 0, 1);
+      launch_wide_copy(st, g, ps, out, bias, q0, nc, false);
+    });
+    return;  // bias added by the copy
   }
   if (bias) {
     int64_t total = y->numel();
@@ -178,11 +225,24 @@ void conv2d_cuda(Tensor* y, const ExecCtx& c) {
 
 // ---------------------------------------------------------------- input gradient
 
+void launch_col2im(CudaState* st, const ConvGeom& g, const Passes& ps, float* dx, int64_t nimg, int64_t ld, int64_t p0,
+                   int64_t np, int64_t row0, int64_t nrows, int64_t fresh_row) {
+  int64_t total = nimg * g.C * nrows * g.W;
+  if (ps.small)
+    col2im_gather_kernel<int32_t><<<cu_blocks(total), CU_THREADS, 0, st->stream>>>(
+        dx, ps.col, conv_k(g), (int32_t)ld, (int32_t)p0, (int32_t)np, (int32_t)row0, (int32_t)nrows,
+        (int32_t)fresh_row, (int32_t)total);
+  else
+    col2im_gather_kernel<int64_t><<<cu_blocks(total), CU_THREADS, 0, st->stream>>>(dx, ps.col, conv_k(g), ld, p0, np,
+                                                                                    row0, nrows, fresh_row, total);
+  CUDA_LAUNCH_CHECK();
+}
+
 void conv2d_bwd_data_cuda(Tensor* dx, const ExecCtx& c) {
   CudaState* st = cuda_state(c);
   ConvGeom g = conv_geom_bwd_data(dx);
   if (dx->numel() == 0) return;
-  const float* gy = (const float*)dx->src[0]->data;
+  float* gy = (float*)dx->src[0]->data;
   const float* w = (const float*)dx->src[1]->data;
   float* out = (float*)dx->data;
   if (g.O == 0) {  // no output channels: an empty sum
@@ -193,34 +253,26 @@ void conv2d_bwd_data_cuda(Tensor* dx, const ExecCtx& c) {
     rm_gemm(st, true, false, g.K, g.P, g.O, w, g.K, 0, gy, g.P, g.O * g.P, 0.0f, out, g.P, g.K * g.P, g.N);
     return;
   }
-  float* col = col_buffer(c, g, "conv2d_bwd_data");
-  bool small = fits32(g.K * g.chunk) && fits32(g.C * g.H * g.W);
-  for (int64_t n = 0; n < g.N; n++) {
-    const float* gyn = gy + n * g.O * g.P;
+  Passes ps = passes(c, g, "conv2d_bwd_data");
+  int64_t done = 0;  // chunks of one image: rows [0, done) of its dx hold the sums of its chunks so far
+  for_passes(g, ps.plan, [&](int64_t q0, int64_t nc) {
+    launch_wide_copy(st, g, ps, gy, nullptr, q0, nc, true);
+    rm_gemm(st, true, false, g.K, nc, g.O, w, g.K, 0, ps.wide, nc, 0, 0.0f, ps.col, nc, 0, 1);
+    int64_t n = q0 / g.P, p0 = q0 - n * g.P;
     float* dxn = out + n * g.C * g.H * g.W;
-    int64_t done = 0;  // rows [0, done) of dxn hold the sums of the chunks so far, later rows nothing yet
-    for (int64_t p0 = 0; p0 < g.P; p0 += g.chunk) {
-      int64_t np = std::min(g.chunk, g.P - p0);
-      rm_gemm(st, true, false, g.K, np, g.O, w, g.K, 0, gyn + p0, g.P, 0, 0.0f, col, np, 0, 1);
-      // input rows this chunk's output rows read: [oy0*sh - pt, oy1*sh - pt + kh - 1], clipped
-      int64_t oy0 = p0 / g.Wo, oy1 = (p0 + np - 1) / g.Wo;
-      int64_t lo = std::max<int64_t>(0, oy0 * g.sh - g.pt), hi = std::min<int64_t>(g.H, oy1 * g.sh - g.pt + g.kh);
-      bool last = p0 + np >= g.P;
-      int64_t a = std::min(lo, done), b = last ? g.H : std::max(hi, done);  // every row is visited, unvisited rows fresh
-      if (b > a) {
-        int64_t total = g.C * (b - a) * g.W;
-        unsigned blocks = cu_blocks(total);
-        if (small && fits32(total))
-          col2im_gather_kernel<int32_t><<<blocks, CU_THREADS, 0, st->stream>>>(
-              dxn, col, conv_k(g), (int32_t)p0, (int32_t)np, (int32_t)a, (int32_t)(b - a), (int32_t)done, (int32_t)total);
-        else
-          col2im_gather_kernel<int64_t><<<blocks, CU_THREADS, 0, st->stream>>>(dxn, col, conv_k(g), p0, np, a, b - a,
-                                                                                done, total);
-        CUDA_LAUNCH_CHECK();
-      }
-      done = std::max(done, b);
+    if (ps.plan.groups) {  // whole images: every element of them, fresh
+      launch_col2im(st, g, ps, dxn, nc / g.P, nc, 0, g.P, 0, g.H, 0);
+      return;
     }
-  }
+    if (p0 == 0) done = 0;
+    // input rows this chunk's output rows read: [oy0*sh - pt, oy1*sh - pt + kh - 1], clipped
+    int64_t oy0 = p0 / g.Wo, oy1 = (p0 + nc - 1) / g.Wo;
+    int64_t lo = std::max<int64_t>(0, oy0 * g.sh - g.pt), hi = std::min<int64_t>(g.H, oy1 * g.sh - g.pt + g.kh);
+    bool last = p0 + nc >= g.P;
+    int64_t a = std::min(lo, done), b = last ? g.H : std::max(hi, done);  // every row is visited, unvisited rows fresh
+    if (b > a) launch_col2im(st, g, ps, dxn, 1, nc, p0, nc, a, b - a, done);
+    done = std::max(done, b);
+  });
 }
 
 // ---------------------------------------------------------------- weight gradient
@@ -232,7 +284,7 @@ void conv2d_bwd_weight_cuda(Tensor* dw, const ExecCtx& c) {
   ConvGeom g = conv_geom_bwd_weight(dw);
   if (dw->numel() == 0) return;
   const float* x = (const float*)dw->src[0]->data;
-  const float* gy = (const float*)dw->src[1]->data;
+  float* gy = (float*)dw->src[1]->data;
   float* out = (float*)dw->data;
   if (g.N == 0) {  // no images: an empty sum
     CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)dw->numel() * sizeof(float), st->stream));
@@ -258,19 +310,15 @@ void conv2d_bwd_weight_cuda(Tensor* dw, const ExecCtx& c) {
     }
     return;
   }
-  // dW = sum over images, then pixel chunks, in order: dW (+)= dY_n[:, chunk] * col^T
-  float* col = col_buffer(c, g, "conv2d_bwd_weight");
+  // dW = sum over the passes, in column order: dW (+)= dYw [O, nc] * col^T [nc, K]
+  Passes ps = passes(c, g, "conv2d_bwd_weight");
   bool first = true;
-  for (int64_t n = 0; n < g.N; n++) {
-    const float* xn = x + n * g.C * g.H * g.W;
-    const float* gyn = gy + n * g.O * g.P;
-    for (int64_t p0 = 0; p0 < g.P; p0 += g.chunk) {
-      int64_t np = std::min(g.chunk, g.P - p0);
-      launch_im2col(st, g, xn, p0, np, col);
-      rm_gemm(st, false, true, g.O, g.K, np, gyn + p0, g.P, 0, col, np, 0, first ? 0.0f : 1.0f, out, g.K, 0, 1);
-      first = false;
-    }
-  }
+  for_passes(g, ps.plan, [&](int64_t q0, int64_t nc) {
+    launch_wide_copy(st, g, ps, gy, nullptr, q0, nc, true);
+    launch_im2col(st, g, ps, x, q0, nc);
+    rm_gemm(st, false, true, g.O, g.K, nc, ps.wide, nc, 0, ps.col, nc, 0, first ? 0.0f : 1.0f, out, g.K, 0, 1);
+    first = false;
+  });
 }
 
 }  // namespace

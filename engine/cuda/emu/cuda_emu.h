@@ -12,6 +12,7 @@
 #pragma once
 #include <ucontext.h>
 #include <cmath>
+using std::isfinite;  // CUDA device code calls the global isfinite
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
