@@ -2,10 +2,11 @@
 # tests/cli_train_test.sh — end to end through the command line, kept small: train a few dozen
 # steps, stop and resume and compare with an uninterrupted run bit for bit (plain and zstd), all five
 # quantizers, tokenize -> decode equals reconstruct, eval/info on the checkpoint, the outputs of a
-# run, and a one-line error with a non-zero exit (nothing written over) for every bad input.
+# run, the experiment pipeline in miniature (tools/experiments/table.sh + nsvq report), and a one-line error with a non-zero exit (nothing written over) for every bad input.
 # Usage: cli_train_test.sh NSVQ
 set -u
 nsvq=${1:?usage: cli_train_test.sh path/to/nsvq}
+root=$(cd "$(dirname "$0")/.." && pwd)
 . "$(dirname "$0")/cli_lib.sh"
 export OMP_WAIT_POLICY=passive
 run_ok() {  # run_ok NAME CMD...: zero exit
@@ -46,9 +47,23 @@ for q in vq vq-l2 ema simvq nsvq; do
 done
 for f in recon.png codebook_usage.svg eval.json; do check "output $f" test -s "$tmp/q-nsvq/$f"; done
 expect_ok "info" "metrics: {\"images\": 40" "$nsvq" info -m "$tmp/q-nsvq/checkpoint.safetensors"
+# ---- the experiment pipeline in miniature: tools/experiments/table.sh (2 quantizers x 2 K, 2 seeds) + report
+run_ok "experiment table" "$root/tools/experiments/table.sh" --nsvq "$nsvq" --preset quickstart --steps 4 --codes "16 32" \
+  --quantizers "vq nsvq" --seeds "0 1" --eval-n 40 --no-fd-net --out "$tmp/table" -- --drift-every 2 --probe 16
+R=$tmp/table/report
+check "report table" grep -q '^| nsvq | 0,1 |' "$R/report.md"
+check "report spread" grep -q ' ± ' "$R/report.md"
+check "report winners" grep -q '^- utilization: \*\*' "$R/report.md"
+for f in util_fmnist_K16_4.svg rec_fmnist_K32_4.svg recon_fmnist_K32_4.png util_vs_K_fmnist_4.svg psnr_vs_K_fmnist_4.svg; do
+  check "report $f" test -s "$R/$f"
+done
+run_ok "table rerun keeps finished runs" "$root/tools/experiments/table.sh" --nsvq "$nsvq" --preset quickstart --steps 4 \
+  --codes "16 32" --quantizers "vq nsvq" --seeds "0 1" --eval-n 40 --no-fd-net --out "$tmp/table"
+expect_fail "report of a non-run" "not a training run folder" "$nsvq" report -o "$tmp/rep2" "$tmp/table/report"
 run_ok "adaptive adversarial weight" "$nsvq" train --preset quickstart -q --steps 4 --codes 64 --eval-n 0 \
   --disc-start 0 --adv adaptive --gan-loss ns --out "$tmp/adaptive"
 check "adaptive lambda logged" grep -q '"lambda_adv"' "$tmp/adaptive/metrics.jsonl"
+expect_fail "report of an unevaluated run" "no eval.json" "$nsvq" report -o "$tmp/rep3" "$tmp/adaptive"
 
 # ---- tokenize -> decode equals reconstruct
 M="$tmp/a/checkpoint.safetensors"

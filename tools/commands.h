@@ -14,6 +14,7 @@ int cmd_tokenize(int argc, char** argv, int first);
 int cmd_decode(int argc, char** argv, int first);
 int cmd_reconstruct(int argc, char** argv, int first);
 int cmd_export_images(int argc, char** argv, int first);
+int cmd_report(int argc, char** argv, int first);
 int info_checkpoint(const std::string& path);
 int bench_vq(int argc, char** argv, int first);
 int bench_train_step(int argc, char** argv, int first);

@@ -20,6 +20,7 @@ static const char* USAGE =
     "  fmnist-mlp    train an MLP classifier on Fashion-MNIST with the engine and report test accuracy\n"
     "  toy-drift     2-D drift experiment: --quantizer vq|vq-l2|ema|simvq|nsvq --drift translate|shrink|expand\n"
     "  fd-net        train the fd_proxy feature network (a proxy for rFID): fd-net train --data fmnist --out F\n"
+    "  report        compare finished training runs: report RUN_DIR... -o OUT (markdown table, plots, grids)\n"
     "  --version     print the version\n";
 
 int main(int argc, char** argv) {
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
     if (cmd == "export-images") return nsvq::cmd_export_images(argc, argv, 2);
     if (cmd == "toy-drift") return nsvq::cmd_toy_drift(argc, argv, 2);
     if (cmd == "fd-net") return nsvq::cmd_fdnet(argc, argv, 2);
+    if (cmd == "report") return nsvq::cmd_report(argc, argv, 2);
     fprintf(stderr, "nsvq: unknown command '%s' (see nsvq --help)\n", cmd.c_str());
     return 2;
   } catch (const std::exception& e) {

@@ -24,6 +24,7 @@
 #include "train/image_io.h"
 #include "train/metrics.h"
 #include "train/plot.h"
+#include "train/report.h"
 #include "train/tokenizer.h"
 
 namespace nsvq {
@@ -355,28 +356,9 @@ void Trainer::probe() {
 
 // ------------------------------------------------------------------------------- outputs
 
-std::vector<double> series_of(const std::vector<Json>& lines, const char* group, const char* key, std::vector<double>& x) {
-  std::vector<double> y;
-  x.clear();
-  for (const Json& j : lines) {
-    const Json* o = group ? j.find(group) : &j;
-    const Json* v = o ? o->find(key) : nullptr;
-    if (!v || v->kind != Json::NUMBER) continue;
-    x.push_back(std::stod(j.find("step")->str));
-    y.push_back(std::stod(v->str));
-  }
-  return y;
-}
-
 void Trainer::final_outputs() {
   // plots from metrics.jsonl
-  std::vector<Json> lines;
-  {
-    std::ifstream in(opt_.out + "/metrics.jsonl");
-    std::string l;
-    while (std::getline(in, l))
-      if (!l.empty()) lines.push_back(json_parse(l, opt_.out + "/metrics.jsonl"));
-  }
+  std::vector<Json> lines = read_metrics(opt_.out + "/metrics.jsonl");
   std::vector<double> vl;
   std::vector<std::string> vlab;
   if (cfg_.stage1 < cfg_.steps) {
