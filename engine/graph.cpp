@@ -3,6 +3,7 @@
 #include "engine/graph.h"
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <unordered_set>
@@ -369,6 +370,8 @@ void Graph::plan() {
   if (scratch_bytes_) scratch_ = be_->alloc(scratch_bytes_, "kernel scratch");
   for (auto& p : io_list) p.first->data = (char*)io_ + p.second;
   for (auto& p : offset_of) const_cast<Tensor*>(p.first)->data = (char*)arena_ + p.second;
+  fresh_.assign(order_.size(), 0);
+  for (size_t i = 0; i < order_.size(); i++) fresh_[i] = offset_of.count(order_[i]) != 0;
   for (Tensor* n : nodes_) {
     if (!n->view_src) continue;
     Tensor* r = n->storage_root();
@@ -390,6 +393,18 @@ std::string Graph::plan_summary() const {
 
 void Graph::compute() {
   if (!planned_) plan();
+  // debugging aid: NSVQ_POISON=1 fills every fresh arena output with NaN bytes right before its op
+  // runs (CPU), so a kernel that reads its output before writing it shows up as NaN, not as a
+  // nondeterministic value left by an earlier node
+  static const bool poison = getenv("NSVQ_POISON") != nullptr;
+  if (poison && be_->kind() == BK_CPU) {
+    for (size_t i = 0; i < order_.size(); i++) {
+      if (fresh_[i]) memset(order_[i]->data, 0xff, order_[i]->nbytes());
+      be_->execute(order_[i], scratch_, scratch_bytes_);
+    }
+    be_->sync();
+    return;
+  }
   if (!profile_) {
     for (Tensor* n : order_) be_->execute(n, scratch_, scratch_bytes_);
     be_->sync();

@@ -142,6 +142,7 @@ class Graph {
 
   bool planned_ = false;
   bool profile_ = false;
+  std::vector<char> fresh_;  // per order_ entry: its output is a fresh arena allocation (NSVQ_POISON)
   std::unordered_map<std::string, std::pair<double, int64_t>> prof_;  // op -> (ms, calls)
   void* arena_ = nullptr;
   void* io_ = nullptr;

@@ -1,5 +1,5 @@
 # tests/cli_lib.sh — shared helpers of the CLI test scripts (sourced): counters, a temp folder, and
-# expect_fail / expect_ok. The sourcing script sets nsvq= first.
+# expect_fail / expect_ok / run_ok / check. The sourcing script sets nsvq= first.
 pass=0 fail=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -18,4 +18,12 @@ expect_ok() {
   "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
   if [ $rc -eq 0 ] && grep -q -- "$pat" "$tmp/out"; then pass=$((pass+1))
   else fail=$((fail+1)); echo "FAIL: $name (rc=$rc): $(head -c 300 "$tmp/out" "$tmp/err")"; fi
+}
+run_ok() {  # run_ok NAME CMD...: zero exit
+  local name=$1; shift
+  if "$@" >"$tmp/out" 2>"$tmp/err"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $name: $(head -c 300 "$tmp/err")"; fi
+}
+check() {  # check NAME CONDITION...
+  local name=$1; shift
+  if "$@"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $name"; fi
 }

@@ -9,14 +9,6 @@ nsvq=${1:?usage: cli_train_test.sh path/to/nsvq}
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$(dirname "$0")/cli_lib.sh"
 export OMP_WAIT_POLICY=passive
-run_ok() {  # run_ok NAME CMD...: zero exit
-  local name=$1; shift
-  if "$@" >"$tmp/out" 2>"$tmp/err"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $name: $(head -c 300 "$tmp/err")"; fi
-}
-check() {  # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $name"; fi
-}
 T="train --preset quickstart -q --steps 24 --eval-n 0 --drift-every 6 --log-every 4 --ckpt-every 8 --codes 64"
 
 # ---- an uninterrupted run vs one stopped twice and resumed: byte-identical checkpoints

@@ -21,6 +21,9 @@ static const char* USAGE =
     "  toy-drift     2-D drift experiment: --quantizer vq|vq-l2|ema|simvq|nsvq --drift translate|shrink|expand\n"
     "  fd-net        train the fd_proxy feature network (a proxy for rFID): fd-net train --data fmnist --out F\n"
     "  report        compare finished training runs: report RUN_DIR... -o OUT (markdown table, plots, grids)\n"
+    "  ldm-train     train a class-conditional DiT on a tokenizer's latents: ldm-train -m TOKENIZER --data fmnist\n"
+    "  sample        sample a PNG grid from a latent-diffusion checkpoint: sample -m LDM [--class C] [--cfg W] -o F\n"
+    "  eval-gen      generation fd_proxy (with and without guidance): eval-gen -m LDM --fd-net F --n N\n"
     "  --version     print the version\n";
 
 int main(int argc, char** argv) {
@@ -50,6 +53,9 @@ int main(int argc, char** argv) {
     if (cmd == "toy-drift") return nsvq::cmd_toy_drift(argc, argv, 2);
     if (cmd == "fd-net") return nsvq::cmd_fdnet(argc, argv, 2);
     if (cmd == "report") return nsvq::cmd_report(argc, argv, 2);
+    if (cmd == "ldm-train") return nsvq::cmd_ldm_train(argc, argv, 2);
+    if (cmd == "sample") return nsvq::cmd_sample(argc, argv, 2);
+    if (cmd == "eval-gen") return nsvq::cmd_eval_gen(argc, argv, 2);
     fprintf(stderr, "nsvq: unknown command '%s' (see nsvq --help)\n", cmd.c_str());
     return 2;
   } catch (const std::exception& e) {

@@ -2,6 +2,8 @@
 #include "train/report.h"
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -31,6 +33,32 @@ std::vector<Json> read_metrics(const std::string& path) {
     if (!l.empty()) lines.push_back(json_parse(l, path + " line " + std::to_string(n)));
   }
   return lines;
+}
+
+void metrics_append(const std::string& path, const std::string& json) {
+  FILE* f = fopen(path.c_str(), "a");
+  if (!f) fail("%s: cannot append (%s)", path.c_str(), strerror(errno));
+  fprintf(f, "%s\n", json.c_str());
+  if (fclose(f) != 0) fail("%s: write failed", path.c_str());
+}
+
+void metrics_truncate(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    Json j;
+    try {
+      j = json_parse(line, path);
+    } catch (const Error&) {
+      break;  // a line cut by a crash: drop it and the rest
+    }
+    const Json* s = j.find("step");
+    if (!s || s->kind != Json::NUMBER || std::stoll(s->str) > step) continue;
+    kept += line + "\n";
+  }
+  write_file_atomic(path, kept.data(), kept.size());
 }
 
 std::vector<double> series_of(const std::vector<Json>& lines, const char* group, const char* key, std::vector<double>& x) {

@@ -12,6 +12,11 @@ namespace nsvq {
 
 // metrics.jsonl as parsed lines (errors name the file and line)
 std::vector<Json> read_metrics(const std::string& path);
+// Appends one JSON line (fails naming the file).
+void metrics_append(const std::string& path, const std::string& json_line);
+// Keeps only the lines of steps <= step (a resumed run rewrites what followed; a line cut by a crash
+// and everything after it are dropped). A missing file is left missing.
+void metrics_truncate(const std::string& path, int64_t step);
 // The (step, value) pairs of `key` (inside the `group` object when group is non-null) over lines.
 std::vector<double> series_of(const std::vector<Json>& lines, const char* group, const char* key, std::vector<double>& x);
 

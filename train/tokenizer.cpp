@@ -11,7 +11,7 @@
 
 namespace nsvq {
 
-enum { MODE_RECON = 0, MODE_ENCODE = 1, MODE_DECODE = 2 };
+enum { MODE_RECON = 0, MODE_ENCODE = 1, MODE_DECODE = 2, MODE_DECODE_LATENT = 3, MODE_CODEBOOK = 4 };
 
 struct TokenizerModel::Runner {
   Graph g;
@@ -47,6 +47,16 @@ TokenizerModel::Runner& TokenizerModel::runner(int mode, int64_t B) {
   if (mode == MODE_DECODE) {
     r->idx_in = g.input(DType::i32, {B, h, h}, "indices");
     r->xr = ae_->decode(g, quant_->lookup(g, r->idx_in));
+    g.mark_output(r->xr);
+  } else if (mode == MODE_CODEBOOK) {  // B = K: the rows of indices 0..K-1 as [1, D, 1, K]
+    r->idx_in = g.input(DType::i32, {1, 1, B}, "indices");
+    r->z = quant_->lookup(g, r->idx_in);
+    g.mark_output(r->z);
+  } else if (mode == MODE_DECODE_LATENT) {
+    r->x = g.input(DType::f32, {B, dim(), h, h}, "z");
+    QuantOut q = quant_->build(g, r->x, false);
+    r->idx = q.indices;
+    r->xr = ae_->decode(g, q.zq);
     g.mark_output(r->xr);
   } else {
     r->x = g.input(DType::f32, {B, C, R, R}, "x");
@@ -102,6 +112,28 @@ void TokenizerModel::decode(const int32_t* idx, int64_t B, float* xr) {
   copy_out(r.g.get_f32(r.xr), xr);
 }
 
+void TokenizerModel::decode_latent(const float* z, int64_t B, float* xr, int32_t* idx) {
+  Runner& r = runner(MODE_DECODE_LATENT, B);
+  r.g.set_f32(r.x, z, (size_t)r.x->numel());
+  r.g.compute();
+  copy_out(r.g.get_f32(r.xr), xr);
+  if (idx) copy_out(r.g.get_i32(r.idx), idx);
+}
+
+std::vector<float> TokenizerModel::codebook() {
+  const int64_t K = cfg_.codes, D = dim();
+  Runner& r = runner(MODE_CODEBOOK, K);
+  std::vector<int32_t> ids((size_t)K);
+  for (int64_t k = 0; k < K; k++) ids[(size_t)k] = (int32_t)k;
+  r.g.set_i32(r.idx_in, ids.data(), ids.size());
+  r.g.compute();
+  std::vector<float> dk = r.g.get_f32(r.z), e((size_t)(K * D));  // [D, K] -> [K, D]
+  for (int64_t d = 0; d < D; d++)
+    for (int64_t k = 0; k < K; k++) e[(size_t)(k * D + d)] = dk[(size_t)(d * K + k)];
+  drop_graphs();  // a K-sized graph is not worth keeping
+  return e;
+}
+
 // ------------------------------------------------------------------------------- loading
 
 TrainConfig checkpoint_config(const SafetensorsFile& f) {
@@ -113,24 +145,30 @@ TrainConfig checkpoint_config(const SafetensorsFile& f) {
   return train_config_from_json(cfg_it->second, f.path);
 }
 
-LoadedTokenizer tokenizer_load(const std::string& path, Backend* be, bool use_ema) {
+LoadedTokenizer tokenizer_load(const SafetensorsFile& f, const TrainConfig& cfg, Backend* be, const std::string& prefix) {
   LoadedTokenizer L;
-  L.path = path;
-  SafetensorsFile f = safetensors_read(path);
+  L.path = f.path;
   L.metadata = f.metadata;
-  TrainConfig cfg = checkpoint_config(f);
   L.store = std::make_unique<Store>(be);
   L.model = std::make_unique<TokenizerModel>(*L.store, cfg);
   std::vector<Tensor*> targets = L.model->weights();
-  L.ema_weights = use_ema && cfg.weight_ema > 0 && f.find("model_ema." + targets[0]->name);
-  LoadReport rep = load_tensors(*L.store, f, targets, false, L.ema_weights ? "model_ema." : "");
+  L.ema_weights = prefix == "model_ema.";
+  LoadReport rep = load_tensors(*L.store, f, targets, false, prefix);
   if (!rep.missing.empty()) {
     std::string m;
     for (size_t i = 0; i < rep.missing.size() && i < 8; i++) m += (i ? ", " : "") + rep.missing[i];
-    fail("%s: %zu tensors of its model are missing: %s%s", path.c_str(), rep.missing.size(), m.c_str(),
+    fail("%s: %zu tensors of its model are missing: %s%s", f.path.c_str(), rep.missing.size(), m.c_str(),
          rep.missing.size() > 8 ? ", ..." : "");
   }
   return L;
+}
+
+LoadedTokenizer tokenizer_load(const std::string& path, Backend* be, bool use_ema) {
+  SafetensorsFile f = safetensors_read(path);
+  TrainConfig cfg = checkpoint_config(f);
+  bool ema = false;  // the run kept a weight-EMA copy
+  for (const SafetensorsEntry& e : f.entries) ema |= use_ema && cfg.weight_ema > 0 && e.name.rfind("model_ema.", 0) == 0;
+  return tokenizer_load(f, cfg, be, ema ? "model_ema." : "");
 }
 
 // ------------------------------------------------------------------------------- evaluation

@@ -42,6 +42,11 @@ class TokenizerModel {
   void reconstruct(const float* x, int64_t B, float* xr, int32_t* idx, float* z_e = nullptr, double* qerr = nullptr);
   void encode(const float* x, int64_t B, int32_t* idx);
   void decode(const int32_t* idx, int64_t B, float* xr);  // indices must be < codes()
+  // Continuous latents z [B, D, h, w] (e.g. a diffusion sample): snapped to the nearest codes (idx,
+  // may be nullptr) and decoded to images xr [B, C, R, R].
+  void decode_latent(const float* z, int64_t B, float* xr, int32_t* idx);
+  // The effective codebook [K, D] on the host (SimVQ: W C + b), the rows decode() looks up.
+  std::vector<float> codebook();
   void drop_graphs();  // frees the cached graphs
 
  private:
@@ -66,6 +71,9 @@ struct LoadedTokenizer {
   std::unique_ptr<TokenizerModel> model;
 };
 LoadedTokenizer tokenizer_load(const std::string& path, Backend* be, bool use_ema = true);
+// The same from a file already read: the model of `cfg` with its weights stored under file_prefix
+// (e.g. "first_stage_model." inside a latent-diffusion checkpoint).
+LoadedTokenizer tokenizer_load(const SafetensorsFile& f, const TrainConfig& cfg, Backend* be, const std::string& file_prefix);
 
 // The config stored in a tokenizer checkpoint's metadata; fails naming the file when it has none.
 TrainConfig checkpoint_config(const SafetensorsFile& f);

@@ -8,7 +8,6 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -25,6 +24,7 @@
 #include "train/metrics.h"
 #include "train/plot.h"
 #include "train/report.h"
+#include "train/run_util.h"
 #include "train/tokenizer.h"
 
 namespace nsvq {
@@ -48,9 +48,6 @@ Stage stage_of(const TrainConfig& c, int64_t step) {
 
 namespace {
 
-std::atomic<int> g_signal{0};
-void on_signal(int s) { g_signal = s; }
-
 bool is_encoder_param(const Tensor* t) {
   return t->name.rfind("encoder.", 0) == 0 || t->name.rfind("quant_conv.", 0) == 0;
 }
@@ -64,15 +61,6 @@ struct StepGraph {
   Tensor *l_d = nullptr, *gn_g = nullptr, *gn_d = nullptr;
   QuantOut q;
 };
-
-std::string fmt_duration(double s) {
-  char b[32];
-  if (s < 0 || !std::isfinite(s)) return "?";
-  if (s < 60) snprintf(b, sizeof b, "%.0fs", s);
-  else if (s < 3600) snprintf(b, sizeof b, "%dm%02ds", (int)s / 60, (int)s % 60);
-  else snprintf(b, sizeof b, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
-  return b;
-}
 
 class Trainer {
  public:
@@ -281,34 +269,9 @@ void Trainer::ema_update(const std::vector<char>& replaced) {
   }
 }
 
-void Trainer::log_line(const std::string& json) {
-  std::string path = opt_.out + "/metrics.jsonl";
-  FILE* f = fopen(path.c_str(), "a");
-  if (!f) fail("%s: cannot append (%s)", path.c_str(), strerror(errno));
-  fprintf(f, "%s\n", json.c_str());
-  if (fclose(f) != 0) fail("%s: write failed", path.c_str());
-}
+void Trainer::log_line(const std::string& json) { metrics_append(opt_.out + "/metrics.jsonl", json); }
 
-// metrics.jsonl keeps only the lines of steps <= step (a resumed run rewrites what followed)
-void Trainer::truncate_metrics(int64_t step) {
-  std::string path = opt_.out + "/metrics.jsonl";
-  std::ifstream in(path);
-  if (!in) return;
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    Json j;
-    try {
-      j = json_parse(line, path);
-    } catch (const Error&) {
-      break;  // a line cut by a crash: drop it and the rest
-    }
-    const Json* s = j.find("step");
-    if (!s || s->kind != Json::NUMBER || std::stoll(s->str) > step) continue;
-    kept += line + "\n";
-  }
-  write_file_atomic(path, kept.data(), kept.size());
-}
+void Trainer::truncate_metrics(int64_t step) { metrics_truncate(opt_.out + "/metrics.jsonl", step); }
 
 void Trainer::probe() {
   const VqganConfig& vc = model_->vqgan();
@@ -434,18 +397,7 @@ int Trainer::run() {
   if (!resume_path.empty() && !opt_.quiet) printf("train: resumed %s at step %lld\n", resume_path.c_str(), (long long)step_);
   fflush(stdout);
 
-  g_signal = 0;
-  auto old_int = std::signal(SIGINT, on_signal);
-  auto old_term = std::signal(SIGTERM, on_signal);
-  struct Restore {
-    void (*i)(int), (*t)(int);
-    bool done = false;
-    void now() {
-      if (!done) std::signal(SIGINT, i), std::signal(SIGTERM, t);
-      done = true;
-    }
-    ~Restore() { now(); }
-  } restore{old_int, old_term};
+  StopSignals signals;
 
   const VqganConfig& vc = model_->vqgan();
   std::vector<float> xb((size_t)(cfg_.batch * vc.in_channels * vc.resolution * vc.resolution));
@@ -571,16 +523,16 @@ int Trainer::run() {
       }
     }
     if (step_ % cfg_.drift_every == 0) probe();
-    bool stop_now = g_signal != 0 || (opt_.stop_after >= 0 && done_here >= opt_.stop_after);
+    bool stop_now = signals.caught() != 0 || (opt_.stop_after >= 0 && done_here >= opt_.stop_after);
     if (step_ % cfg_.ckpt_every == 0 || stop_now || step_ == cfg_.steps) save_checkpoint();
     if (stop_now && step_ < cfg_.steps) {
       if (!opt_.quiet)
         fprintf(stderr, "%strain: %s at step %lld; checkpoint saved in %s (continue with --resume)\n",
-                tty_ ? "\n" : "", g_signal ? "interrupted" : "stopped", (long long)step_, opt_.out.c_str());
-      return g_signal ? 130 : 0;
+                tty_ ? "\n" : "", signals.caught() ? "interrupted" : "stopped", (long long)step_, opt_.out.c_str());
+      return signals.caught() ? 130 : 0;
     }
   }
-  restore.now();  // the last checkpoint is written: Ctrl-C during the evaluation just stops
+  signals.restore();  // the last checkpoint is written: Ctrl-C during the evaluation just stops
   if (tty_) fprintf(stderr, "\n");
   sg_ = StepGraph();  // free the step graph's arena before evaluating
 

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# tests/cli_ldm_test.sh — latent diffusion end to end through the command line, kept small: a tiny
+# tokenizer, ldm-train on 300 Fashion-MNIST latents (the loss falls; stopped, resumed and compared
+# with an uninterrupted run bit for bit), the latent cache reused for the same tokenizer and rebuilt
+# for another, sample (deterministic under a seed, one row per class), eval-gen, and a one-line
+# error with a non-zero exit for every bad input.
+# Usage: cli_ldm_test.sh NSVQ
+set -u
+nsvq=${1:?usage: cli_ldm_test.sh path/to/nsvq}
+. "$(dirname "$0")/cli_lib.sh"
+export OMP_WAIT_POLICY=passive
+
+for k in a b; do  # two different tokenizers (seeds)
+  run_ok "tokenizer $k" "$nsvq" train --preset quickstart -q --steps 4 --codes 32 --eval-n 0 --drift-every 100 \
+    --seed $([ $k = a ] && echo 0 || echo 1) --out "$tmp/tok-$k"
+done
+TA=$tmp/tok-a/checkpoint.safetensors TB=$tmp/tok-b/checkpoint.safetensors
+L="ldm-train --n-train 300 --batch 16 --steps 40 --lr 1e-3 --log-every 10 --ckpt-every 15 -q"
+
+# ---- training learns, resume is bitwise exact
+run_ok "ldm-train" "$nsvq" $L -m "$TA" --out "$tmp/l1"
+first=$(grep -o '"loss": [0-9.e-]*' "$tmp/l1/metrics.jsonl" | head -1 | cut -d' ' -f2)
+last=$(grep -o '"loss": [0-9.e-]*' "$tmp/l1/metrics.jsonl" | tail -1 | cut -d' ' -f2)
+check "loss falls ($first -> $last)" awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.5 * a) }'
+for f in checkpoint.safetensors latents.safetensors.zst samples.png metrics.jsonl; do check "output $f" test -s "$tmp/l1/$f"; done
+run_ok "ldm-train stopped" "$nsvq" $L -m "$TA" --out "$tmp/l2" --stop-after 17
+run_ok "ldm-train resumed" "$nsvq" ldm-train --resume -q --out "$tmp/l2"
+check "resume is bitwise exact" cmp -s "$tmp/l1/checkpoint.safetensors" "$tmp/l2/checkpoint.safetensors"
+check "metrics identical but timing" diff <(sed 's/"ms_per_step.*//' "$tmp/l1/metrics.jsonl") \
+  <(sed 's/"ms_per_step.*//' "$tmp/l2/metrics.jsonl")
+run_ok "continue to more steps" "$nsvq" ldm-train --resume -q --out "$tmp/l2" --steps 45
+
+# ---- the latent cache: reused for the same tokenizer, rebuilt for another
+mkdir -p "$tmp/l3"
+cp "$tmp/l1/latents.safetensors.zst" "$tmp/l3/"
+expect_ok "cache reused" "(reused)" "$nsvq" ldm-train --n-train 300 --batch 16 --steps 1 -m "$TA" --out "$tmp/l3"
+rm -f "$tmp/l3/checkpoint.safetensors"
+expect_ok "cache rebuilt for another tokenizer" "re-encoding" "$nsvq" ldm-train --n-train 300 --batch 16 --steps 1 -m "$TB" --out "$tmp/l3"
+check "cache rewritten" test "$(cmp "$tmp/l1/latents.safetensors.zst" "$tmp/l3/latents.safetensors.zst" | wc -l)" -eq 1
+
+# ---- sampling
+M=$tmp/l1/checkpoint.safetensors
+expect_ok "sample" "30 images (10 classes x 3" "$nsvq" sample -m "$M" --n 3 --steps 5 --seed 7 -o "$tmp/s1.png"
+run_ok "sample again" "$nsvq" sample -m "$M" --n 3 --steps 5 --seed 7 -o "$tmp/s2.png"
+check "sampling is deterministic" cmp -s "$tmp/s1.png" "$tmp/s2.png"
+run_ok "another seed" "$nsvq" sample -m "$M" --n 3 --steps 5 --seed 8 -o "$tmp/s3.png"
+check "another seed differs" test "$(cmp "$tmp/s1.png" "$tmp/s3.png" | wc -l)" -eq 1
+expect_ok "one class, no guidance" "3 images (1 class x 3" "$nsvq" sample -m "$M" --class 4 --n 3 --steps 5 --cfg 1 -o "$tmp/s4.png"
+run_ok "fd-net" "$nsvq" fd-net train --epochs 1 -o "$tmp/fd.safetensors"
+expect_ok "eval-gen" '"fd_proxy_guided"' "$nsvq" eval-gen -m "$M" --fd-net "$tmp/fd.safetensors" --n 20 --steps 3 --json
+
+# ---- bad input: one line, non-zero exit
+expect_fail "no tokenizer" "-m CKPT" "$nsvq" ldm-train --out "$tmp/x1"
+expect_fail "existing run" "already holds a run" "$nsvq" $L -m "$TA" --out "$tmp/l1"
+expect_fail "resume nothing" "no checkpoint" "$nsvq" ldm-train --resume --out "$tmp/none"
+expect_fail "resume with another lr" "cannot be given" "$nsvq" ldm-train --resume --out "$tmp/l1" --lr 1
+expect_fail "resume beyond steps" "beyond --steps" "$nsvq" ldm-train --resume --out "$tmp/l1" --steps 10
+expect_fail "tokenizer is not a checkpoint" "not an nsvq tokenizer" "$nsvq" ldm-train -m "$tmp/l1/latents.safetensors.zst" --out "$tmp/x2"
+expect_fail "unknown dit" "unknown preset" "$nsvq" ldm-train -m "$TA" --dit huge --out "$tmp/x3"
+expect_fail "bad ema" "--ema" "$nsvq" ldm-train -m "$TA" --ema 1 --out "$tmp/x4"
+expect_fail "sample a tokenizer" "not an nsvq latent-diffusion" "$nsvq" sample -m "$TA" -o "$tmp/x.png"
+expect_fail "class out of range" "out of range" "$nsvq" sample -m "$M" --class 10 -o "$tmp/x.png"
+expect_fail "bad steps" "sampling steps" "$nsvq" sample -m "$M" --steps 0 -o "$tmp/x.png"
+check "no grid for bad input" test ! -e "$tmp/x.png"
+head -c 100000 "$M" >"$tmp/trunc.safetensors"
+expect_fail "truncated checkpoint" "trunc.safetensors" "$nsvq" sample -m "$tmp/trunc.safetensors" -o "$tmp/x.png"
+expect_fail "eval-gen without fd-net" "--fd-net" "$nsvq" eval-gen -m "$M" --n 20
+expect_fail "eval-gen n not a multiple" "multiple of 10" "$nsvq" eval-gen -m "$M" --fd-net "$tmp/fd.safetensors" --n 25
+
+echo "cli_ldm: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,180 @@
+// tools/cmd_ldm.cpp — the latent-diffusion commands (train/ldm.h): `nsvq ldm-train` (the DiT on a
+// frozen tokenizer's latents), `nsvq sample` (DDIM + classifier-free guidance -> PNG grid, one row
+// per class) and `nsvq eval-gen` (fd_proxy of class-balanced samples against the test set, with and
+// without guidance).
+#include <cstdio>
+#include <filesystem>
+#include "engine/backend.h"
+#include "tools/args.h"
+#include "tools/commands.h"
+#include "train/data.h"
+#include "train/fdnet.h"
+#include "train/image_io.h"
+#include "train/ldm.h"
+
+namespace nsvq {
+
+int cmd_ldm_train(int argc, char** argv, int first) {
+  LdmConfig d;
+  Args a("ldm-train", "Trains a class-conditional DiT (DDPM, epsilon prediction) on a frozen tokenizer's latents.",
+         {{"model", "m", "", "tokenizer checkpoint (nsvq train); not needed with --resume"},
+          {"data", "", d.data, "training images: fmnist | cifar10:DIR | folder:DIR (one subfolder per class)"},
+          {"n-train", "", std::to_string(d.n_train), "use the first N training images (0: all)"},
+          {"dit", "", d.dit, "DiT size: tier1 (hidden 128, depth 4, heads 4) | tier2 (384, 12, 6)"},
+          {"steps", "", std::to_string(d.steps), "training steps in total (with --resume: continue up to this many)"},
+          {"batch", "", std::to_string(d.batch), "latents per step"},
+          {"lr", "", "0.0001", "AdamW learning rate (betas 0.9, 0.999)"},
+          {"weight-decay", "", "0", "AdamW decoupled weight decay"},
+          {"ema", "", "0.999", "decay of the weight EMA used for sampling"},
+          {"class-dropout", "", "0.1", "probability of the null class (classifier-free guidance)"},
+          {"timesteps", "", std::to_string(d.T), "diffusion steps T (linear beta schedule 0.0015..0.0195)"},
+          {"seed", "", "0", "seed of initialisation, data order, noise and label dropout"},
+          {"log-every", "", std::to_string(d.log_every), "steps between metrics.jsonl lines"},
+          {"ckpt-every", "", std::to_string(d.ckpt_every), "steps between checkpoints"},
+          {"out", "o", "", "run folder (default: a new runs/ldm[-N])"},
+          {"resume", "", "", "continue the run in --out from its checkpoint up to --steps", true},
+          {"stop-after", "", "-1", "stop with a checkpoint after this many steps of this invocation (-1: never)"},
+          {"quiet", "q", "", "no progress output", true},
+          {"device", "", "cpu", "cpu | cuda | cuda:N"},
+          {"threads", "t", "0", "CPU threads (0: all cores)"}},
+         argc, argv, first);
+  if (!a.positional().empty()) fail("nsvq ldm-train: unexpected argument '%s'", a.positional()[0].c_str());
+  cpu_set_threads((int)a.i64("threads"));
+  LdmTrainOptions o;
+  o.resume = a.flag("resume");
+  o.quiet = a.flag("quiet");
+  o.stop_after = a.i64("stop-after");
+  o.tokenizer = a.str("model");
+  if (o.resume) {
+    for (const char* k : {"model", "data", "n-train", "dit", "batch", "lr", "weight-decay", "ema", "class-dropout",
+                          "timesteps", "seed", "log-every", "ckpt-every"})
+      if (a.given(k)) fail("nsvq ldm-train: --resume continues the stored config; --%s cannot be given with it (only --steps)", k);
+    if (!a.given("out")) fail("nsvq ldm-train: --resume needs --out DIR (the run to continue)");
+  } else if (o.tokenizer.empty()) {
+    fail("nsvq ldm-train: give the tokenizer checkpoint with -m CKPT");
+  }
+  LdmConfig c;
+  c.data = a.str("data");
+  c.n_train = a.i64("n-train");
+  c.dit = a.str("dit");
+  c.steps = a.i64("steps");
+  c.batch = a.i64("batch");
+  c.lr = a.f64("lr");
+  c.weight_decay = a.f64("weight-decay");
+  c.ema = a.f64("ema");
+  c.class_dropout = a.f64("class-dropout");
+  c.T = a.i64("timesteps");
+  c.seed = a.i64("seed");
+  c.log_every = a.i64("log-every");
+  c.ckpt_every = a.i64("ckpt-every");
+  if (a.given("out")) {
+    o.out = a.str("out");
+  } else {
+    o.out = "runs/ldm";
+    for (int k = 2; std::filesystem::exists(o.out); k++) o.out = "runs/ldm-" + std::to_string(k);
+  }
+  return ldm_train(c, o, a.given("steps"), backend_by_name(a.str("device")));
+}
+
+int cmd_sample(int argc, char** argv, int first) {
+  Args a("sample", "Samples images from a latent-diffusion checkpoint (DDIM, eta 0, classifier-free guidance).",
+         {{"model", "m", "", "latent-diffusion checkpoint (nsvq ldm-train)"},
+          {"class", "", "", "one class index"},
+          {"all-classes", "", "", "every class, one row each (the default without --class)", true},
+          {"n", "", "8", "samples per class"},
+          {"steps", "", "25", "DDIM steps"},
+          {"cfg", "", "1.5", "guidance weight (1: conditional only, no guidance)"},
+          {"seed", "", "0", "seed of the starting noise"},
+          {"raw-weights", "", "", "sample with the trained weights instead of their EMA", true},
+          {"out", "o", "samples.png", "PNG grid"},
+          {"device", "", "cpu", "cpu | cuda | cuda:N"},
+          {"threads", "t", "0", "CPU threads (0: all cores)"}},
+         argc, argv, first);
+  if (!a.positional().empty()) fail("nsvq sample: unexpected argument '%s'", a.positional()[0].c_str());
+  if (!a.given("model")) fail("nsvq sample: give the latent-diffusion checkpoint with -m CKPT");
+  if (a.given("class") && a.flag("all-classes")) fail("nsvq sample: --class and --all-classes exclude each other");
+  int64_t n = a.i64("n"), steps = a.i64("steps");
+  if (n < 1 || n > 4096) fail("nsvq sample: --n must be in 1..4096");
+  cpu_set_threads((int)a.i64("threads"));
+  LdmModel m(a.str("model"), backend_by_name(a.str("device")), a.flag("raw-weights"));
+  std::vector<int32_t> classes;
+  if (a.given("class")) {
+    int64_t c = a.i64("class");
+    if (c < 0 || c >= m.dit_config().num_classes)
+      fail("nsvq sample: --class %lld out of range (the model has %d classes: 0..%d)", (long long)c,
+           m.dit_config().num_classes, m.dit_config().num_classes - 1);
+    classes.push_back((int32_t)c);
+  } else {
+    for (int c = 0; c < m.dit_config().num_classes; c++) classes.push_back(c);
+  }
+  std::vector<int32_t> labels;
+  for (int32_t c : classes)
+    for (int64_t k = 0; k < n; k++) labels.push_back(c);
+  std::vector<float> img = m.sample(labels, steps, a.f64("cfg"), (uint64_t)a.i64("seed"));
+  TokenizerModel& t = m.tokenizer();
+  image_write_png(a.str("out"), image_grid(img.data(), (int64_t)labels.size(), t.channels(), t.resolution(), t.resolution(), n));
+  printf("sample: %zu images (%zu class%s x %lld, DDIM %lld steps, guidance %g) -> %s\n", labels.size(), classes.size(),
+         classes.size() == 1 ? "" : "es", (long long)n, (long long)steps, a.f64("cfg"), a.str("out").c_str());
+  return 0;
+}
+
+int cmd_eval_gen(int argc, char** argv, int first) {
+  Args a("eval-gen", "fd_proxy of class-balanced samples against the test set, with and without guidance.",
+         {{"model", "m", "", "latent-diffusion checkpoint (nsvq ldm-train)"},
+          {"fd-net", "", "", "fd-net file (nsvq fd-net train) of the same dataset"},
+          {"data", "", "", "test images (default: the dataset the model was trained on)"},
+          {"n", "", "1000", "samples (and test images): a multiple of the class count"},
+          {"steps", "", "25", "DDIM steps"},
+          {"cfg", "", "1.5", "guidance weight of the guided row"},
+          {"seed", "", "0", "seed of the starting noise"},
+          {"json", "", "", "one JSON object", true},
+          {"device", "", "cpu", "cpu | cuda | cuda:N"},
+          {"threads", "t", "0", "CPU threads (0: all cores)"}},
+         argc, argv, first);
+  if (!a.positional().empty()) fail("nsvq eval-gen: unexpected argument '%s'", a.positional()[0].c_str());
+  if (!a.given("model")) fail("nsvq eval-gen: give the latent-diffusion checkpoint with -m CKPT");
+  if (!a.given("fd-net")) fail("nsvq eval-gen: give an fd-net with --fd-net FILE (nsvq fd-net train)");
+  cpu_set_threads((int)a.i64("threads"));
+  Backend* be = backend_by_name(a.str("device"));
+  LdmModel m(a.str("model"), be);
+  const int nc = m.dit_config().num_classes;
+  int64_t n = a.i64("n");
+  if (n < 2 * nc || n % nc) fail("nsvq eval-gen: --n must be a multiple of %d classes and at least %d", nc, 2 * nc);
+  TokenizerModel& t = m.tokenizer();
+  const int64_t C = t.channels(), R = t.resolution(), per = C * R * R, per_class = n / nc;
+  std::string spec = a.given("data") ? a.str("data") : m.config().data;
+  Dataset test = dataset_load(spec, "test", R, (int)C);
+  if (test.C != C || test.S != R) fail("nsvq eval-gen: %s images are %lldx%lld, the model makes %lldx%lld", spec.c_str(),
+                                       (long long)test.C, (long long)test.S, (long long)C, (long long)R);
+  std::vector<float> real((size_t)(n * per));
+  std::vector<int64_t> taken((size_t)nc, 0);
+  int64_t got = 0;
+  for (int64_t i = 0; i < test.size() && got < n; i++) {
+    int32_t c = test.labels[(size_t)i];
+    if (c < 0 || c >= nc || taken[(size_t)c] >= per_class) continue;
+    dataset_sample(test, i, real.data() + got * per, false, 0);
+    taken[(size_t)c]++;
+    got++;
+  }
+  if (got < n) fail("nsvq eval-gen: the test set of %s has fewer than %lld images of some class", spec.c_str(), (long long)per_class);
+  std::vector<int32_t> labels;
+  for (int c = 0; c < nc; c++)
+    for (int64_t k = 0; k < per_class; k++) labels.push_back(c);
+  FdFeatures fx(a.str("fd-net"), be);
+  double w = a.f64("cfg");
+  std::vector<float> guided = m.sample(labels, a.i64("steps"), w, (uint64_t)a.i64("seed"));
+  double fd_g = fd_proxy(fx, real.data(), guided.data(), n, C, R);
+  std::vector<float> plain = m.sample(labels, a.i64("steps"), 1.0, (uint64_t)a.i64("seed"));
+  double fd_p = fd_proxy(fx, real.data(), plain.data(), n, C, R);
+  if (a.flag("json"))
+    printf("{\"samples\": %lld, \"steps\": %lld, \"cfg\": %g, \"fd_proxy_guided\": %.6g, \"fd_proxy_unguided\": %.6g, "
+           "\"ldm_step\": %lld}\n",
+           (long long)n, (long long)a.i64("steps"), w, fd_g, fd_p, (long long)m.step());
+  else
+    printf("eval-gen: %lld class-balanced samples vs %lld test images (DDIM %lld steps): fd_proxy %.4g with guidance %g, "
+           "%.4g without (a proxy: only comparable with the same fd-net)\n",
+           (long long)n, (long long)n, (long long)a.i64("steps"), fd_g, w, fd_p);
+  return 0;
+}
+
+}  // namespace nsvq
