@@ -115,6 +115,10 @@ std::vector<OpCase> nn_cases() {
                 [](Graph& g, const std::vector<Tensor*>& x) { return attention(g, x[0], x[1], x[2]); }, attn_ref, 1e-5f});
   cs.push_back({"attention [1,1,70,8] keys 130 (several blocks)", {FN({1, 1, 70, 8}, -2, 2), FN({1, 1, 130, 8}, -2, 2), F({1, 1, 130, 8})},
                 [](Graph& g, const std::vector<Tensor*>& x) { return attention(g, x[0], x[1], x[2]); }, attn_ref, 1e-5f});
+  // 300 query rows x 130 keys exceed the CPU backward's row budget (32768 / 130 = 252 rows): two row
+  // blocks, dK and dV accumulated across them
+  cs.push_back({"attention [1,1,300,4] keys 130 dv 3 (backward row blocks)", {FN({1, 1, 300, 4}, -1, 1), FN({1, 1, 130, 4}, -1, 1), F({1, 1, 130, 3})},
+                [](Graph& g, const std::vector<Tensor*>& x) { return attention(g, x[0], x[1], x[2]); }, attn_ref, 1e-5f});
   struct CK { Shape x, w; bool bias; int s, pt, pb, pl, pr; bool grad; };
   std::vector<CK> cks = {
       {{2, 3, 5, 6}, {4, 3, 3, 3}, true, 1, 1, 1, 1, 1, true},

@@ -247,16 +247,17 @@ int bench_conv(int argc, char** argv, int first) {
 }  // namespace
 
 int cmd_bench(int argc, char** argv, int first) {
-  if (first >= argc) fail("bench needs a target: gemm | ops | conv | vq (see nsvq bench gemm --help)");
+  if (first >= argc) fail("bench needs a target: gemm | ops | conv | vq | model | tokenize | train-step | dit-step (see nsvq bench gemm --help)");
   std::string what = argv[first];
   if (what == "gemm") return bench_gemm(argc, argv, first + 1);
   if (what == "ops") return bench_ops(argc, argv, first + 1);
   if (what == "conv") return bench_conv(argc, argv, first + 1);
   if (what == "train-step") return bench_train_step(argc, argv, first + 1);
+  if (what == "dit-step") return bench_dit_step(argc, argv, first + 1);
   if (what == "model") return bench_model(argc, argv, first + 1);
   if (what == "vq") return bench_vq(argc, argv, first + 1);
   if (what == "tokenize") return bench_tokenize(argc, argv, first + 1);
-  fail("unknown benchmark '%s' (expected gemm, ops, conv, vq, model or train-step)", what.c_str());
+  fail("unknown benchmark '%s' (expected gemm, ops, conv, vq, model, tokenize, train-step or dit-step)", what.c_str());
 }
 
 }  // namespace nsvq

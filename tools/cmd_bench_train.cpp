@@ -1,4 +1,4 @@
-// tools/cmd_bench_train.cpp — `nsvq bench train-step`: one full VQGAN training step of a preset
+// tools/cmd_bench_train.cpp — `nsvq bench train-step` and `bench dit-step` (the latent-diffusion step): one full VQGAN training step of a preset
 // (generator forward, backward and Adam; discriminator forward, backward and Adam; vanilla VQ,
 // L1 + 0.1 hinge generator loss + VQ loss, hinge discriminator loss), timed as medians, with the
 // process's peak resident memory. tools/bench/torch_train_step.py times the same step in PyTorch.
@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include "engine/rng.h"
 #include "models/discriminator.h"
+#include "models/dit.h"
 #include "models/quantizer.h"
 #include "models/vqgan.h"
 #include "ops/optim.h"
@@ -88,6 +89,71 @@ int bench_train_step(int argc, char** argv, int first) {
   else
     printf("%s: %.1f ms/step, %.1f img/s, peak RSS %.0f MB, %d threads, %s (%s)\n", name, ms, B * 1000.0 / ms, rss,
            cpu_threads(), be->name().c_str(), g.plan_summary().c_str());
+  return 0;
+}
+
+}  // namespace nsvq
+
+namespace nsvq {
+
+// `nsvq bench dit-step`: one latent-diffusion training step (DiT forward, MSE to the noise, backward,
+// AdamW) on random latents, as ldm-train runs it.
+int bench_dit_step(int argc, char** argv, int first) {
+  Args a("bench dit-step", "Times one DiT training step (forward, epsilon MSE, backward, AdamW) of a preset.",
+         {{"dit", "", "tier1", "tier1 | tier2"}, {"batch", "", "64", "latents per step"},
+          {"reps", "", "5", "timed steps"}, {"device", "", "cpu", "cpu | cuda | cuda:N"},
+          {"threads", "t", "0", "CPU threads (0: all cores)"}, {"json", "", "", "one JSON object per result", true}},
+         argc, argv, first);
+  cpu_set_threads((int)a.i64("threads"));
+  int64_t B = a.i64("batch"), reps = a.i64("reps");
+  if (B < 1 || reps < 1) fail("--batch and --reps must be >= 1");
+  Backend* be = backend_by_name(a.str("device"));
+  DitConfig dc = dit_preset(a.str("dit"));
+  Store st(be);
+  Dit dit(st, dc, 1);
+  AdamConfig ac;
+  ac.lr = 1e-4f;
+  AdamW opt(st, st.params(GROUP_DIT), ac, "adam");
+  Graph g(be);
+  const int64_t C = dc.in_channels, S = dc.input_size;
+  Tensor* x = g.input(DType::f32, {B, C, S, S}, "x_t");
+  Tensor* t = g.input(DType::i32, {B}, "t");
+  Tensor* y = g.input(DType::i32, {B}, "y");
+  Tensor* eps = g.input(DType::f32, {B, C, S, S}, "eps");
+  Tensor* loss = loss_mse(g, dit.forward(g, x, t, y), eps);
+  g.mark_loss(loss);
+  g.backward({{loss, 1.0f}}, GROUP_DIT);
+  opt.append_update(g);
+  g.plan();
+  Rng r(3, 1);
+  std::vector<float> xv((size_t)x->numel()), ev((size_t)eps->numel());
+  for (float& v : xv) v = r.normal();
+  for (float& v : ev) v = r.normal();
+  std::vector<int32_t> tv((size_t)B), yv((size_t)B);
+  for (int64_t i = 0; i < B; i++) tv[(size_t)i] = (int32_t)r.below(1000), yv[(size_t)i] = (int32_t)r.below(11);
+  g.set_f32(x, xv);
+  g.set_f32(eps, ev);
+  g.set_i32(t, tv);
+  g.set_i32(y, yv);
+  auto run = [&] {
+    opt.begin_step(g);
+    g.compute();
+  };
+  double ms = median_ms(2, (int)reps, run);
+  if (getenv("NSVQ_PROFILE")) {
+    g.set_profile(true);
+    run();
+    fprintf(stderr, "%s", g.profile_report().c_str());
+  }
+  char name[96];
+  snprintf(name, sizeof name, "dit-step %s b%lld", a.str("dit").c_str(), (long long)B);
+  if (a.flag("json"))
+    printf("{\"name\": \"%s\", \"ms_median\": %.3f, \"img_per_s\": %.2f, \"peak_rss_mb\": %.1f, \"threads\": %d, "
+           "\"device\": \"%s\"}\n",
+           name, ms, B * 1000.0 / ms, peak_rss_mb(), cpu_threads(), be->name().c_str());
+  else
+    printf("%s: %.1f ms/step, %.1f latents/s, peak RSS %.0f MB, %d threads, %s (%s)\n", name, ms, B * 1000.0 / ms,
+           peak_rss_mb(), cpu_threads(), be->name().c_str(), g.plan_summary().c_str());
   return 0;
 }
 

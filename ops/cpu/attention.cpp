@@ -1,13 +1,14 @@
 // ops/cpu/attention.cpp — CPU kernels of attention: forward with an online softmax over key
-// blocks (memory O(block), not O(L*S)), and the two backward ops, which recompute each row's
-// log-sum-exp. One (batch, head) pair per work item, rows and keys in a fixed order: results do not
-// depend on the thread count.
+// blocks (memory O(block), not O(L*S)), and the two backward ops, which recompute the scores of
+// blocks of query rows with SGEMMs (memory O(rows * S) with a fixed row budget). One (batch, head)
+// pair per work item, rows and keys in a fixed order: results do not depend on the thread count.
 #include <omp.h>
 #include <cmath>
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/cpu/simd512.h"
 #include "ops/elementwise_math.h"
 #include "ops/ops_internal.h"
+#include "engine/cpu/gemm.h"
 #include "engine/cpu/transpose16.h"
 
 namespace nsvq {
@@ -43,21 +44,6 @@ struct Dims {
     scale = t->fp[0];
   }
 };
-
-// log-sum-exp of row q_i against every key: online max and sum
-float row_lse(const float* qi, const float* k, const Dims& D) {
-  float m = -INFINITY, l = 0.0f;
-  for (int64_t j = 0; j < D.S; j++) {
-    float s = D.scale * dotf(qi, k + j * D.d, D.d);
-    if (s > m) {
-      l = l * nsvq_expf(m - s) + 1.0f;
-      m = s;
-    } else {
-      l += nsvq_expf(s - m);
-    }
-  }
-  return m + logf(l);
-}
 
 // ---------------------------------------------------------------- AVX-512 forward
 // Work item: one (batch*head, chunk of up to 64 query rows). Per key block of 64: the block of K is
@@ -293,67 +279,86 @@ void attention_cpu(Tensor* o, const ExecCtx& c) {
   }
 }
 
-// dq_i = scale * sum_j p_ij (do_i . v_j - do_i . o_i) k_j
+// ---------------------------------------------------------------- backward
+// Both backward ops work per (batch, head) on blocks of R query rows against every key, so the
+// memory is R x S floats twice per thread (R from a fixed budget: bounded, never L x S for long
+// sequences), and the products are SGEMMs:
+//   S = scale Q_blk K^T, P = exp(S - lse) with each row's exact log-sum-exp (the full row is there),
+//   dP = dO_blk V^T, dS = P (dP - D), D_i = dO_i . O_i;
+//   dQ_blk = scale dS K;  dV += P^T dO_blk;  dK += scale dS^T Q_blk (row blocks in order).
+// Each (batch, head) runs on one thread with single-threaded SGEMMs: deterministic, and independent
+// of the thread count.
+const int64_t BWD_BUDGET = 1 << 15;  // floats of each R x S buffer
+
+int64_t bwd_rows(const Dims& D) { return std::max<int64_t>(1, std::min<int64_t>(D.L, BWD_BUDGET / std::max<int64_t>(D.S, 1))); }
+
+size_t attention_bwd_scratch(const Tensor* t, BackendKind) {
+  Dims D(t);
+  return (size_t)cpu_threads() * (size_t)(2 * bwd_rows(D) * D.S) * sizeof(float);
+}
+
+// For rows [i0, i0 + R) of one (batch, head): p = P, ds = dS (both [R, S]).
+void bwd_block(const Dims& D, const float* qb, const float* kb, const float* vb, const float* ob, const float* gob,
+               int64_t i0, int64_t R, float* p, float* ds) {
+  sgemm(false, true, R, D.S, D.d, D.scale, qb + i0 * D.d, D.d, kb, D.d, 0.0f, p, D.S, 1);
+  sgemm(false, true, R, D.S, D.dv, 1.0f, gob + i0 * D.dv, D.dv, vb, D.dv, 0.0f, ds, D.S, 1);
+  for (int64_t i = 0; i < R; i++) {
+    float* pi = p + i * D.S;
+    float* di = ds + i * D.S;
+    float m = -INFINITY;
+    for (int64_t j = 0; j < D.S; j++) m = std::max(m, pi[j]);
+    float l = 0.0f;
+    for (int64_t j = 0; j < D.S; j++) l += nsvq_expf(pi[j] - m);
+    const float lse = m + logf(l), Di = dotf(gob + (i0 + i) * D.dv, ob + (i0 + i) * D.dv, D.dv);
+    for (int64_t j = 0; j < D.S; j++) {
+      pi[j] = nsvq_expf(pi[j] - lse);
+      di[j] = pi[j] * (di[j] - Di);
+    }
+  }
+}
+
 void attention_bwd_q_cpu(Tensor* dq, const ExecCtx& c) {
   Dims D(dq);
   const float *q = tdata<float>(dq->src[0]), *k = tdata<float>(dq->src[1]), *v = tdata<float>(dq->src[2]);
   const float *o = tdata<float>(dq->src[3]), *go = tdata<float>(dq->src[4]);
   float* out = tdata<float>(dq);
+  const int64_t R = bwd_rows(D);
   int nt = D.BH * D.L * D.S * D.d < 65536 ? 1 : c.nthreads;
 #pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t r = 0; r < D.BH * D.L; r++) {
-    int64_t bh = r / D.L;
-    const float* qi = q + r * D.d;
+  for (int64_t bh = 0; bh < D.BH; bh++) {
+    float* p = (float*)c.scratch + omp_get_thread_num() * 2 * R * D.S;
+    float* ds = p + R * D.S;
     const float* kb = k + bh * D.S * D.d;
-    const float* vb = v + bh * D.S * D.dv;
-    const float* goi = go + r * D.dv;
-    float lse = row_lse(qi, kb, D);
-    float Di = dotf(goi, o + r * D.dv, D.dv);
-    float* dqi = out + r * D.d;
-    for (int64_t cc = 0; cc < D.d; cc++) dqi[cc] = 0.0f;
-    for (int64_t j = 0; j < D.S; j++) {
-      float p = nsvq_expf(D.scale * dotf(qi, kb + j * D.d, D.d) - lse);
-      float ds = p * (dotf(goi, vb + j * D.dv, D.dv) - Di);
-      axpy(dqi, D.scale * ds, kb + j * D.d, D.d);
+    for (int64_t i0 = 0; i0 < D.L; i0 += R) {
+      int64_t nr = std::min(R, D.L - i0);
+      bwd_block(D, q + bh * D.L * D.d, kb, v + bh * D.S * D.dv, o + bh * D.L * D.dv, go + bh * D.L * D.dv, i0, nr, p, ds);
+      sgemm(false, false, nr, D.d, D.S, D.scale, ds, D.S, kb, D.d, 0.0f, out + (bh * D.L + i0) * D.d, D.d, 1);
     }
   }
 }
 
-size_t attention_kv_scratch(const Tensor* t, BackendKind) {
-  Dims D(t);
-  return (size_t)cpu_threads() * (size_t)(2 * D.L) * sizeof(float);
-}
-
-// dv_j = sum_i p_ij do_i ; dk_j = scale * sum_i p_ij (do_i . v_j - D_i) q_i   -> out [.., S, d + dv]
+// out [.., S, d + dv]: dK in the first d columns, dV in the last dv
 void attention_bwd_kv_cpu(Tensor* dkv, const ExecCtx& c) {
   Dims D(dkv);
   const float *q = tdata<float>(dkv->src[0]), *k = tdata<float>(dkv->src[1]), *v = tdata<float>(dkv->src[2]);
   const float *o = tdata<float>(dkv->src[3]), *go = tdata<float>(dkv->src[4]);
   float* out = tdata<float>(dkv);
-  int64_t W = D.d + D.dv;
+  const int64_t W = D.d + D.dv, R = bwd_rows(D);
   int nt = D.BH * D.L * D.S * D.d < 65536 ? 1 : c.nthreads;
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t bh = 0; bh < D.BH; bh++) {
-    float* lse = (float*)c.scratch + omp_get_thread_num() * 2 * D.L;
-    float* Dr = lse + D.L;
-    const float* qb = q + bh * D.L * D.d;
-    const float* kb = k + bh * D.S * D.d;
-    const float* vb = v + bh * D.S * D.dv;
-    const float* gob = go + bh * D.L * D.dv;
-    for (int64_t i = 0; i < D.L; i++) {
-      lse[i] = row_lse(qb + i * D.d, kb, D);
-      Dr[i] = dotf(gob + i * D.dv, o + (bh * D.L + i) * D.dv, D.dv);
-    }
-    for (int64_t j = 0; j < D.S; j++) {
-      float* dk = out + (bh * D.S + j) * W;
-      float* dvj = dk + D.d;
-      for (int64_t cc = 0; cc < W; cc++) dk[cc] = 0.0f;
-      for (int64_t i = 0; i < D.L; i++) {
-        float p = nsvq_expf(D.scale * dotf(qb + i * D.d, kb + j * D.d, D.d) - lse[i]);
-        axpy(dvj, p, gob + i * D.dv, D.dv);
-        float ds = p * (dotf(gob + i * D.dv, vb + j * D.dv, D.dv) - Dr[i]);
-        axpy(dk, D.scale * ds, qb + i * D.d, D.d);
-      }
+    float* p = (float*)c.scratch + omp_get_thread_num() * 2 * R * D.S;
+    float* ds = p + R * D.S;
+    const float *qb = q + bh * D.L * D.d, *gob = go + bh * D.L * D.dv;
+    float* ob = out + bh * D.S * W;
+    if (D.L == 0)
+      for (int64_t e = 0; e < D.S * W; e++) ob[e] = 0.0f;
+    for (int64_t i0 = 0; i0 < D.L; i0 += R) {
+      int64_t nr = std::min(R, D.L - i0);
+      float beta = i0 == 0 ? 0.0f : 1.0f;
+      bwd_block(D, qb, k + bh * D.S * D.d, v + bh * D.S * D.dv, o + bh * D.L * D.dv, gob, i0, nr, p, ds);
+      sgemm(true, false, D.S, D.dv, nr, 1.0f, p, D.S, gob + i0 * D.dv, D.dv, beta, ob + D.d, W, 1);
+      sgemm(true, false, D.S, D.d, nr, D.scale, ds, D.S, qb + i0 * D.d, D.d, beta, ob, W, 1);
     }
   }
 }
@@ -366,10 +371,11 @@ void register_attention_cpu() {
   op_register(OP_ATTENTION, d);
   OpDef q;
   q.kernel[BK_CPU] = attention_bwd_q_cpu;
+  q.scratch = attention_bwd_scratch;
   op_register(OP_ATTENTION_BWD_Q, q);
   OpDef kv;
   kv.kernel[BK_CPU] = attention_bwd_kv_cpu;
-  kv.scratch = attention_kv_scratch;
+  kv.scratch = attention_bwd_scratch;
   op_register(OP_ATTENTION_BWD_KV, kv);
 }
 
