@@ -7,7 +7,8 @@
 #   driver engine/cuda/emu/emu_parity.cpp linked against the real library, nsvq bench ops and
 #   nsvq bench gemm 1024^3 on cuda, a 1-epoch Fashion-MNIST MLP on cuda (when the data is there), a
 #   400-step cifar10 NSVQ tokenizer training run on cuda that must learn (tools/bench/check_run.py)
-#   and its evaluation, and the GPU benchmarks side by side with PyTorch (train step at batch 64 and
+#   and its evaluation, a 300-step latent-diffusion run on that tokenizer with a sample grid, and the
+#   GPU benchmarks side by side with PyTorch (train step at batch 64 and
 #   256, nearest-code search vs cuBLAS GEMM at K = 65,536, conv), tabled by tools/bench/bench_table.py.
 # Everything is logged to $OUT/device-check.log (or build-cuda/device-check.log); a summary table
 # (step, status, seconds) is printed last. Exit status: 0 when every step passed.
@@ -139,6 +140,13 @@ if [ -x "$BIN/nsvq" ]; then
       step train-learns 30 python3 tools/bench/check_run.py "$RUN"
       [ -n "${OUT:-}" ] && cp "$RUN/recon.png" "$OUT/cifar-cuda-recon.png" 2>/dev/null
       step eval-cuda 60 "$BIN/nsvq" eval -m "$RUN/checkpoint.safetensors" --data "cifar10:$CIFAR" --n 1000 --device cuda
+      # latent diffusion on that tokenizer: a short DiT run and a sample grid, both on the GPU
+      rm -rf "$BUILD/ldm-cuda"
+      if step ldm-cuda 180 "$BIN/nsvq" ldm-train -m "$RUN/checkpoint.safetensors" --data "cifar10:$CIFAR" --steps 300 \
+           --lr 5e-4 --log-every 50 --device cuda -o "$BUILD/ldm-cuda"; then
+        step sample-cuda 60 "$BIN/nsvq" sample -m "$BUILD/ldm-cuda/checkpoint.safetensors" --n 4 --device cuda -o "$BUILD/ldm-cuda/grid.png"
+        [ -n "${OUT:-}" ] && cp "$BUILD/ldm-cuda/grid.png" "$OUT/ldm-cuda-grid.png" 2>/dev/null
+      fi
     fi
   else
     skip train-cuda "no .deps/data/cifar10-slice.bin.xz"
@@ -151,6 +159,7 @@ if [ -x "$BIN/nsvq" ]; then
     step "ts-$1-$2" 90 sh -c "\"$BIN/nsvq\" bench train-step --preset $1 --batch $2 --reps 20 --device cuda --json | tee -a $BJ"
     step "torch-$1-$2" 120 sh -c "python3 tools/bench/torch_train_step.py --device cuda --preset $1 --batch $2 --reps 20 | tee -a $BJ"
   done
+  step dit-step 60 sh -c "\"$BIN/nsvq\" bench dit-step --batch 256 --reps 20 --device cuda --json | tee -a $BJ"
   step torch-tf32 120 sh -c "python3 tools/bench/torch_train_step.py --device cuda --preset cifar10 --batch 256 --reps 20 --tf32 | tee -a $BJ"
   for d in 16 128; do
     step "vq-d$d" 90 sh -c "\"$BIN/nsvq\" bench vq --n 2048 --codes 65536 --dim $d --device cuda --json | tee -a $BJ"
