@@ -37,6 +37,31 @@ inline ConvGeom conv_geom_bwd_weight(const Tensor* dw) {
   return ConvGeom(dw, dw->src[0]->shape(), dw->shape(), dw->src[1]->shape());
 }
 
+// The input gradient of a stride-1 conv is a forward conv: dX = conv(dY, W') with W' [C, O, kh, kw]
+// = W transposed and flipped (W'[c][o][i][j] = W[o][c][kh-1-i][kw-1-j]) and padding kh-1-pt, kw-1-pl.
+// Fills t with that forward problem's geometry; false when it does not apply (a stride, the 1x1
+// direct case, or a padding of kh or more on some side).
+inline bool conv_bwd_data_as_fwd(const ConvGeom& g, ConvGeom* t) {
+  const int64_t pb = g.Ho - g.H - g.pt + g.kh - 1, pr = g.Wo - g.W - g.pl + g.kw - 1;
+  if (g.sh != 1 || g.sw != 1 || g.direct || g.pt > g.kh - 1 || g.pl > g.kw - 1 || pb < 0 || pb > g.kh - 1 || pr < 0 ||
+      pr > g.kw - 1)
+    return false;
+  *t = g;
+  t->C = g.O;
+  t->H = g.Ho;
+  t->W = g.Wo;
+  t->O = g.C;
+  t->Ho = g.H;
+  t->Wo = g.W;
+  t->K = t->C * g.kh * g.kw;
+  t->P = t->Ho * t->Wo;
+  t->pt = g.kh - 1 - g.pt;
+  t->pl = g.kw - 1 - g.pl;
+  int64_t c = (1 << 20) / std::max<int64_t>(t->K, 1);
+  t->chunk = std::max<int64_t>(64, std::min<int64_t>(t->P, c / 16 * 16));
+  return true;
+}
+
 // CUDA: floats of the col [K, cols] + GEMM-side [O, cols] buffers one im2col + GEMM pass may use
 // (default 16 Mi floats = 64 MiB; tests lower it to reach every path on small shapes).
 inline int64_t& conv_cuda_budget() {

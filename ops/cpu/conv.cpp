@@ -101,7 +101,14 @@ size_t conv_fwd_scratch(const Tensor* y, BackendKind b) {
   if (b == BK_CPU && conv_direct_available()) return conv_direct_scratch(g, cpu_threads());
   return conv_col_scratch(g, b);
 }
-size_t conv_bwd_data_scratch(const Tensor* t, BackendKind b) { return conv_col_scratch(conv_geom_bwd_data(t), b); }
+// floats of the flipped weights ahead of the direct kernel's scratch (64-byte aligned)
+size_t flipped_floats(const ConvGeom& g) { return (size_t)(g.O * g.K + 15) / 16 * 16; }
+size_t conv_bwd_data_scratch(const Tensor* t, BackendKind b) {
+  ConvGeom g = conv_geom_bwd_data(t), tg = g;
+  if (b == BK_CPU && conv_direct_available() && conv_bwd_data_as_fwd(g, &tg))
+    return flipped_floats(g) * sizeof(float) + conv_direct_scratch(tg, cpu_threads());
+  return conv_col_scratch(g, b);
+}
 
 // runs body(n, sgemm_threads, col_buffer) for every image, spreading images over threads when there are enough
 template <class F>
@@ -151,6 +158,17 @@ void conv2d_bwd_data_cpu(Tensor* dx, const ExecCtx& c) {
   const float* gy = tdata<float>(dx->src[0]);
   const float* w = tdata<float>(dx->src[1]);
   float* out = tdata<float>(dx);
+  ConvGeom tg = g;
+  if (conv_direct_available() && conv_bwd_data_as_fwd(g, &tg)) {  // AVX-512: the forward kernel on dY
+    float* wf = (float*)c.scratch;
+    for (int64_t o = 0; o < g.O; o++)
+      for (int64_t ci = 0; ci < g.C; ci++)
+        for (int64_t i = 0; i < g.kh; i++)
+          for (int64_t j = 0; j < g.kw; j++)
+            wf[((ci * g.O + o) * g.kh + (g.kh - 1 - i)) * g.kw + (g.kw - 1 - j)] = w[((o * g.C + ci) * g.kh + i) * g.kw + j];
+    conv_direct_forward(tg, gy, wf, nullptr, out, wf + flipped_floats(g), c.nthreads);
+    return;
+  }
   for_images(g, c, [&](int64_t n, int nt, float* col) {
     const float* gyn = gy + n * g.O * g.P;
     float* dxn = out + n * g.C * g.H * g.W;
