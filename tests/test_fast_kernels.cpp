@@ -207,3 +207,79 @@ TEST_CASE("attention fast path: reference, and bitwise equal for 1 and 2 threads
     CHECK(worst < 2e-6);
   }
 }
+
+TEST_CASE("conv2d backward: the input gradient through the forward kernel, the weight gradient, 1 and 2 threads") {
+  // stride-1 cases take the input gradient through the direct / Winograd forward kernel (flipped,
+  // transposed weights); stride 2 keeps the im2col path; the weight gradient is im2col + SGEMM
+  const std::vector<ConvCase> cases = {
+      {3, 5, 7, 6, 4, 3, 1, 1, 1, 1, 1, false},     // small, Winograd not eligible for the transposed problem
+      {2, 8, 9, 8, 32, 3, 1, 2, 0, 1, 1, false},    // asymmetric padding
+      {4, 32, 12, 12, 32, 3, 1, 1, 1, 1, 1, false}, // Winograd on the transposed problem
+      {2, 6, 8, 8, 5, 4, 1, 1, 2, 2, 1, false},     // 4x4 kernel, stride 1
+      {32, 64, 32, 32, 64, 3, 1, 1, 1, 1, 1, false}, // two threads over images
+      {2, 8, 9, 8, 8, 3, 2, 1, 1, 1, 1, false},     // stride 2: the im2col paths
+  };
+  uint64_t seed = 100;
+  for (const ConvCase& c : cases) {
+    CAPTURE(c.N);
+    CAPTURE(c.C);
+    CAPTURE(c.H);
+    CAPTURE(c.O);
+    CAPTURE(c.k);
+    CAPTURE(c.s);
+    const int64_t Ho = (c.H + c.pt + c.pb - c.k) / c.s + 1, Wo = (c.W + c.pl + c.pr - c.k) / c.s + 1;
+    std::vector<float> xv = rnd((size_t)(c.N * c.C * c.H * c.W), seed++, -1, 1);
+    std::vector<float> wv = rnd((size_t)(c.O * c.C * c.k * c.k), seed++, -0.5f, 0.5f);
+    std::vector<float> rv = rnd((size_t)(c.N * c.O * Ho * Wo), seed++, -1, 1);  // dL/dy
+    std::vector<float> dx[2], dw[2];
+    for (int threads : {1, 2}) {
+      cpu_set_threads(threads);
+      Store st(backend_cpu());
+      Tensor* x = st.add("x", DType::f32, {c.N, c.C, c.H, c.W});
+      Tensor* w = st.add("w", DType::f32, {c.O, c.C, c.k, c.k});
+      st.upload_f32(x, xv);
+      st.upload_f32(w, wv);
+      Graph g(backend_cpu());
+      Tensor* r = g.input(DType::f32, {c.N, c.O, Ho, Wo}, "r");
+      Tensor* loss = sum(g, mul(g, conv2d(g, x, w, nullptr, c.s, c.pt, c.pb, c.pl, c.pr), r));
+      g.mark_loss(loss);
+      std::vector<Tensor*> gr = g.gradients({{loss, 1.0f}}, {x, w});
+      g.mark_output(gr[0]);
+      g.mark_output(gr[1]);
+      g.set_f32(r, rv);
+      g.compute();
+      dx[threads - 1] = g.get_f32(gr[0]);
+      dw[threads - 1] = g.get_f32(gr[1]);
+      cpu_set_threads(0);
+    }
+    CHECK(std::memcmp(dx[0].data(), dx[1].data(), dx[0].size() * sizeof(float)) == 0);
+    CHECK(std::memcmp(dw[0].data(), dw[1].data(), dw[0].size() * sizeof(float)) == 0);
+    // references in double: every weight gradient, and the input gradient of every element
+    double worst_w = 0, worst_x = 0;
+    std::vector<double> rx(xv.size(), 0.0), mx(xv.size(), 0.0);
+    for (int64_t o = 0; o < c.O; o++)
+      for (int64_t ci = 0; ci < c.C; ci++)
+        for (int64_t i = 0; i < c.k; i++)
+          for (int64_t j = 0; j < c.k; j++) {
+            double a = 0, mag = 0;
+            const double wij = wv[((o * c.C + ci) * c.k + i) * c.k + j];
+            for (int64_t n = 0; n < c.N; n++)
+              for (int64_t oy = 0; oy < Ho; oy++)
+                for (int64_t ox = 0; ox < Wo; ox++) {
+                  int64_t iy = oy * c.s - c.pt + i, ix = ox * c.s - c.pl + j;
+                  if (iy < 0 || iy >= c.H || ix < 0 || ix >= c.W) continue;
+                  const size_t xi = (size_t)(((n * c.C + ci) * c.H + iy) * c.W + ix);
+                  const double rr = rv[(size_t)(((n * c.O + o) * Ho + oy) * Wo + ox)];
+                  a += rr * xv[xi];
+                  mag += std::fabs(rr * xv[xi]);
+                  rx[xi] += rr * wij;
+                  mx[xi] += std::fabs(rr * wij);
+                }
+            double got = dw[0][(size_t)(((o * c.C + ci) * c.k + i) * c.k + j)];
+            worst_w = std::max(worst_w, std::fabs(got - a) / (mag + 1e-3));
+          }
+    for (size_t e = 0; e < xv.size(); e++) worst_x = std::max(worst_x, std::fabs(dx[0][e] - rx[e]) / (mx[e] + 1e-3));
+    CHECK(worst_w < 2e-6);
+    CHECK(worst_x < 2e-6);
+  }
+}
