@@ -2,6 +2,7 @@
 // of one node through the op table. CPU is always present; CUDA when built with NSVQ_CUDA and a
 // device is found.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 #include "engine/op_table.h"
@@ -25,6 +26,13 @@ class Backend {
   virtual void sync() = 0;
   virtual int threads() const { return 1; }
   virtual void* state() { return nullptr; }  // goes into ExecCtx::backend_state
+
+  // Launch recording (CUDA graphs): capture() records the kernel launches record() makes, without
+  // running them, and returns an executable to replay(); nullptr when the backend cannot (then
+  // nothing ran and the caller launches normally). replay() only enqueues: sync() waits for it.
+  virtual void* capture(const std::function<void()>& record) { return nullptr; }
+  virtual void replay(void* exec) {}
+  virtual void release(void* exec) {}
 
   bool supports(int op) const { return op_def(op).kernel[kind()] != nullptr; }
   void execute(Tensor* node, void* scratch, size_t scratch_bytes);

@@ -99,9 +99,16 @@ std::vector<float> Store::download_f32(const Tensor* t) const {
 
 // ------------------------------------------------------------------------------------ Graph
 
-Graph::Graph(Backend* be) : be_(be) {}
+Graph::Graph(Backend* be) : be_(be) {
+  static const bool replay_env = [] {
+    const char* v = getenv("NSVQ_CUDA_GRAPH");
+    return v && *v && std::string(v) != "0";
+  }();
+  replay_on_ = replay_env;
+}
 
 Graph::~Graph() {
+  if (replay_) be_->release(replay_);
   if (arena_) be_->dealloc(arena_);
   if (io_) be_->dealloc(io_);
   if (scratch_) be_->dealloc(scratch_);
@@ -406,6 +413,19 @@ void Graph::compute() {
     return;
   }
   if (!profile_) {
+    if (replay_on_ && be_->kind() == BK_CUDA && !replay_failed_) {
+      if (!replay_) {
+        replay_ = be_->capture([&] {
+          for (Tensor* n : order_) be_->execute(n, scratch_, scratch_bytes_);
+        });
+        replay_failed_ = replay_ == nullptr;
+      }
+      if (replay_) {
+        be_->replay(replay_);
+        be_->sync();
+        return;
+      }
+    }
     for (Tensor* n : order_) be_->execute(n, scratch_, scratch_bytes_);
     be_->sync();
     return;

@@ -106,6 +106,10 @@ class Graph {
   void compute();   // runs every needed node in order, synchronously
   // Per-op timing of compute() (synchronises after every node: for diagnosis, not production).
   void set_profile(bool on) { profile_ = on; }
+  // CUDA: record the launches of the first compute() as a CUDA graph and replay it afterwards (the
+  // step's launches cost one call). Default: on when NSVQ_CUDA_GRAPH=1. No effect on the CPU or
+  // while profiling; falls back to normal launches when the backend cannot capture.
+  void set_replay(bool on) { replay_on_ = on; }
   std::string profile_report() const;  // total ms per op name over the profiled computes, largest first
   bool planned() const { return planned_; }
 
@@ -142,6 +146,8 @@ class Graph {
 
   bool planned_ = false;
   bool profile_ = false;
+  bool replay_on_ = false, replay_failed_ = false;
+  void* replay_ = nullptr;   // the backend's recorded launches
   std::vector<char> fresh_;  // per order_ entry: its output is a fresh arena allocation (NSVQ_POISON)
   std::unordered_map<std::string, std::pair<double, int64_t>> prof_;  // op -> (ms, calls)
   void* arena_ = nullptr;

@@ -16,6 +16,8 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <exception>
+#include <functional>
 #include <mutex>
 #include <string>
 #include "engine/backend.h"
@@ -67,7 +69,10 @@ void cuda_use_device(int device) {
 // ------------------------------------------------------------------------------------ index-error slots
 
 unsigned long long* cuda_err_slot(CudaState* st, const char* op, const char* value, const char* where, long long limit) {
-  if ((int)st->pending.size() >= CUDA_ERR_SLOTS) cuda_check_errors(st);
+  if ((int)st->pending.size() >= CUDA_ERR_SLOTS) {
+    if (st->capturing) throw CudaCaptureOverflow();  // cannot synchronise inside a recording
+    cuda_check_errors(st);
+  }
   st->pending.push_back({op, value, where, limit});
   return st->err_dev + (st->pending.size() - 1);
 }
@@ -313,6 +318,66 @@ class CudaBackend : public Backend {
   }
   int threads() const override { return 1; }
   void* state() override { return &st_; }
+
+#ifndef NSVQ_CUDA_EMU  // the CPU emulator has no stream capture: graphs launch normally there
+  // One recorded compute(): the instantiated CUDA graph and the index-error checks its kernels
+  // registered while being recorded (their slots are re-armed for every replay).
+  struct Captured {
+    cudaGraphExec_t exec = nullptr;
+    std::vector<CudaErrCheck> checks;
+  };
+  void* capture(const std::function<void()>& record) override {
+    sync();  // earlier work done and checked: the error slots start empty
+    if (cudaStreamBeginCapture(st_.stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+      cudaGetLastError();
+      return nullptr;
+    }
+    std::exception_ptr err;
+    bool overflow = false;
+    st_.capturing = true;
+    try {
+      record();
+    } catch (const CudaCaptureOverflow&) {
+      overflow = true;
+    } catch (...) {
+      err = std::current_exception();
+    }
+    st_.capturing = false;
+    cudaGraph_t graph = nullptr;
+    cudaError_t e = cudaStreamEndCapture(st_.stream, &graph);
+    std::vector<CudaErrCheck> checks;
+    checks.swap(st_.pending);  // nothing ran: nothing to check now
+    if (err) {
+      if (graph) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      std::rethrow_exception(err);  // a real error of an op (shapes, sizes): not a capture problem
+    }
+    if (overflow || e != cudaSuccess || !graph) {  // something in the step cannot be recorded: launch normally
+      cudaGetLastError();
+      if (graph) cudaGraphDestroy(graph);
+      return nullptr;
+    }
+    cudaGraphExec_t exec = nullptr;
+    e = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      return nullptr;
+    }
+    return new Captured{exec, std::move(checks)};
+  }
+  void replay(void* exec) override {
+    Captured* c = (Captured*)exec;
+    cuda_use_device(st_.device);
+    st_.pending = c->checks;  // the kernels report into the same slots as when recorded
+    CUDA_CHECK(cudaGraphLaunch(c->exec, st_.stream));
+  }
+  void release(void* exec) override {
+    Captured* c = (Captured*)exec;
+    if (c->exec && cudaGraphExecDestroy(c->exec) != cudaSuccess) cudaGetLastError();
+    delete c;
+  }
+#endif
 
  private:
   CudaState st_;

@@ -55,7 +55,10 @@ struct CudaState {
   unsigned long long* err_dev = nullptr;   // device [CUDA_ERR_SLOTS], CUDA_NO_ERROR when clean
   unsigned long long* err_host = nullptr;  // pinned host mirror
   std::vector<CudaErrCheck> pending;      // slot i belongs to pending[i] (execution order)
+  bool capturing = false;                 // launches are being recorded (no synchronisation allowed)
 };
+// Thrown while recording when a step needs more error slots than there are (recording gives up).
+struct CudaCaptureOverflow {};
 
 // Makes `device` current for this host thread (cached: cudaSetDevice only on a change).
 void cuda_use_device(int device);

@@ -10,6 +10,7 @@
 // Not emulated: memory races between threads (fibers never interleave inside a barrier interval),
 // timing, float rounding of the device math library (host libm / nsvq_expf are used).
 #pragma once
+#define NSVQ_CUDA_EMU 1  // code without an emulated counterpart (stream capture) is left out
 #include <ucontext.h>
 #include <cmath>
 using std::isfinite;  // CUDA device code calls the global isfinite
