@@ -9,6 +9,7 @@
 #include "engine/rng.h"
 #include "models/discriminator.h"
 #include "models/dit.h"
+#include "train/ldm.h"
 #include "models/quantizer.h"
 #include "models/vqgan.h"
 #include "ops/optim.h"
@@ -115,16 +116,8 @@ int bench_dit_step(int argc, char** argv, int first) {
   ac.lr = 1e-4f;
   AdamW opt(st, st.params(GROUP_DIT), ac, "adam");
   Graph g(be);
-  const int64_t C = dc.in_channels, S = dc.input_size;
-  Tensor* x = g.input(DType::f32, {B, C, S, S}, "x_t");
-  Tensor* t = g.input(DType::i32, {B}, "t");
-  Tensor* y = g.input(DType::i32, {B}, "y");
-  Tensor* eps = g.input(DType::f32, {B, C, S, S}, "eps");
-  Tensor* loss = loss_mse(g, dit.forward(g, x, t, y), eps);
-  g.mark_loss(loss);
-  g.backward({{loss, 1.0f}}, GROUP_DIT);
-  opt.append_update(g);
-  g.plan();
+  const DitStep ds = dit_train_step(g, dit, opt, B);
+  Tensor *x = ds.xt, *t = ds.t, *y = ds.y, *eps = ds.eps;
   Rng r(3, 1);
   std::vector<float> xv((size_t)x->numel()), ev((size_t)eps->numel());
   for (float& v : xv) v = r.normal();

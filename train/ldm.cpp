@@ -55,6 +55,25 @@ void ddim_step(float* x, const float* eps, int64_t n, double ab, double ab_prev)
   }
 }
 
+// ------------------------------------------------------------------------------- the step graph
+
+DitStep dit_train_step(Graph& g, const Dit& dit, AdamW& adam, int64_t B) {
+  const DitConfig& dc = dit.config();
+  const int64_t D = dc.in_channels, S = dc.input_size;
+  DitStep s;
+  s.xt = g.input(DType::f32, {B, D, S, S}, "x_t");
+  s.t = g.input(DType::i32, {B}, "t");
+  s.y = g.input(DType::i32, {B}, "y");
+  s.eps = g.input(DType::f32, {B, D, S, S}, "eps");
+  s.loss = loss_mse(g, dit.forward(g, s.xt, s.t, s.y), s.eps);
+  g.mark_loss(s.loss);
+  g.backward({{s.loss, 1.0f}}, GROUP_DIT);
+  s.gnorm = adam.append_update(g);
+  g.mark_output(s.gnorm);
+  g.plan();
+  return s;
+}
+
 // ------------------------------------------------------------------------------- config
 
 std::string ldm_config_json(const LdmConfig& c) {
@@ -443,16 +462,8 @@ int ldm_train(LdmConfig cfg, const LdmTrainOptions& opt, bool steps_given, Backe
   }
   const int64_t B = cfg.batch, D = dc.in_channels, S = dc.input_size, per = D * S * S;
   Graph g(be);
-  Tensor* xt = g.input(DType::f32, {B, D, S, S}, "x_t");
-  Tensor* tt = g.input(DType::i32, {B}, "t");
-  Tensor* yy = g.input(DType::i32, {B}, "y");
-  Tensor* target = g.input(DType::f32, {B, D, S, S}, "eps");
-  Tensor* loss = loss_mse(g, dit.forward(g, xt, tt, yy), target);
-  g.mark_loss(loss);
-  g.backward({{loss, 1.0f}}, GROUP_DIT);
-  Tensor* gnorm = adam.append_update(g);
-  g.mark_output(gnorm);
-  g.plan();
+  const DitStep ds = dit_train_step(g, dit, adam, B);
+  Tensor *xt = ds.xt, *tt = ds.t, *yy = ds.y, *target = ds.eps, *loss = ds.loss, *gnorm = ds.gnorm;
 
   int64_t step = 0, epoch = 0, pos = 0;
   double loss_sum = 0, ms_sum = 0;  // the open logging interval (carried across a resume)

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 #include "models/dit.h"
+#include "ops/optim.h"
 #include "train/tokenizer.h"
 
 namespace nsvq {
@@ -30,6 +31,13 @@ std::vector<int64_t> ddim_timesteps(int64_t T, int64_t S);
 // One DDIM step (eta = 0) from x_t with predicted noise eps: x0 = (x - sqrt(1-ab) eps) / sqrt(ab),
 // returns sqrt(ab_prev) x0 + sqrt(1-ab_prev) eps (ab_prev = 1 at the last step). In place on x.
 void ddim_step(float* x, const float* eps, int64_t n, double ab, double ab_prev);
+
+// ---- the training step graph: x_t, t, y, eps in; MSE(DiT(x_t, t, y), eps), backward, AdamW update
+// (the pre-clipping gradient norm an output); planned. Used by ldm-train and `nsvq bench dit-step`.
+struct DitStep {
+  Tensor *xt = nullptr, *t = nullptr, *y = nullptr, *eps = nullptr, *loss = nullptr, *gnorm = nullptr;
+};
+DitStep dit_train_step(Graph& g, const Dit& dit, AdamW& adam, int64_t batch);
 
 // ---- configuration
 struct LdmConfig {
