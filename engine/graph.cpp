@@ -434,7 +434,14 @@ void Graph::compute() {
     auto t0 = std::chrono::steady_clock::now();
     be_->execute(n, scratch_, scratch_bytes_);
     be_->sync();
-    auto& p = prof_[op_name(n->op)];
+    // NSVQ_PROFILE_SHAPES=1: one row per op and shapes (output <- sources) instead of per op
+    static const bool by_shape = getenv("NSVQ_PROFILE_SHAPES") != nullptr;
+    std::string key = op_name(n->op);
+    if (by_shape) {
+      key += " " + n->shape().str() + " <-";
+      for (int s = 0; s < n->n_src; s++) key += " " + n->src[s]->shape().str();
+    }
+    auto& p = prof_[key];
     p.first += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     p.second++;
   }
@@ -446,7 +453,7 @@ std::string Graph::profile_report() const {
   double total = 0;
   for (auto& e : v) total += e.second.first;
   std::string r;
-  char line[160];
+  char line[512];
   for (auto& e : v) {
     snprintf(line, sizeof line, "%-22s %10.2f ms %6.1f%% %8lld calls\n", e.first.c_str(), e.second.first,
              total > 0 ? 100.0 * e.second.first / total : 0.0, (long long)e.second.second);

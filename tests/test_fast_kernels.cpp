@@ -9,6 +9,7 @@
 #include <cstring>
 #include <functional>
 #include "engine/rng.h"
+#include "ops/cpu/conv_direct.h"
 #include "ops/ops.h"
 
 using namespace nsvq;
@@ -210,8 +211,13 @@ TEST_CASE("attention fast path: reference, and bitwise equal for 1 and 2 threads
 
 TEST_CASE("conv2d backward: the input gradient through the forward kernel, the weight gradient, 1 and 2 threads") {
   // stride-1 cases take the input gradient through the direct / Winograd forward kernel (flipped,
-  // transposed weights); stride 2 keeps the im2col path; the weight gradient is im2col + SGEMM
+  // transposed weights) and the weight gradient through the packed shifted frames of
+  // ops/cpu/conv_wgrad.cpp (every register tile shape: 4, 17, 24, 32, 50, 64 outputs); stride 2 keeps the
+  // im2col + SGEMM paths
   const std::vector<ConvCase> cases = {
+      {3, 5, 20, 19, 50, 3, 1, 1, 1, 1, 1, false},  // weight gradient: ragged channel and output panels, 2 slabs
+      {5, 3, 6, 7, 17, 2, 1, 0, 1, 1, 0, false},    // 2x2 kernel, one-sided padding
+      {3, 9, 11, 5, 24, 5, 1, 2, 2, 0, 3, false},   // 5x5 kernel, uneven padding
       {3, 5, 7, 6, 4, 3, 1, 1, 1, 1, 1, false},     // small, Winograd not eligible for the transposed problem
       {2, 8, 9, 8, 32, 3, 1, 2, 0, 1, 1, false},    // asymmetric padding
       {4, 32, 12, 12, 32, 3, 1, 1, 1, 1, 1, false}, // Winograd on the transposed problem
@@ -231,9 +237,12 @@ TEST_CASE("conv2d backward: the input gradient through the forward kernel, the w
     std::vector<float> xv = rnd((size_t)(c.N * c.C * c.H * c.W), seed++, -1, 1);
     std::vector<float> wv = rnd((size_t)(c.O * c.C * c.k * c.k), seed++, -0.5f, 0.5f);
     std::vector<float> rv = rnd((size_t)(c.N * c.O * Ho * Wo), seed++, -1, 1);  // dL/dy
-    std::vector<float> dx[2], dw[2];
-    for (int threads : {1, 2}) {
+    std::vector<float> dx[3], dw[3];
+    const int64_t saved_budget = conv_wgrad_budget();
+    for (int run : {0, 1, 2}) {  // 1 thread, 2 threads, 2 threads packing one image at a time
+      const int threads = run == 0 ? 1 : 2;
       cpu_set_threads(threads);
+      conv_wgrad_budget() = run == 2 ? 1 : saved_budget;
       Store st(backend_cpu());
       Tensor* x = st.add("x", DType::f32, {c.N, c.C, c.H, c.W});
       Tensor* w = st.add("w", DType::f32, {c.O, c.C, c.k, c.k});
@@ -248,12 +257,14 @@ TEST_CASE("conv2d backward: the input gradient through the forward kernel, the w
       g.mark_output(gr[1]);
       g.set_f32(r, rv);
       g.compute();
-      dx[threads - 1] = g.get_f32(gr[0]);
-      dw[threads - 1] = g.get_f32(gr[1]);
+      dx[run] = g.get_f32(gr[0]);
+      dw[run] = g.get_f32(gr[1]);
       cpu_set_threads(0);
+      conv_wgrad_budget() = saved_budget;
     }
     CHECK(std::memcmp(dx[0].data(), dx[1].data(), dx[0].size() * sizeof(float)) == 0);
     CHECK(std::memcmp(dw[0].data(), dw[1].data(), dw[0].size() * sizeof(float)) == 0);
+    CHECK(std::memcmp(dw[0].data(), dw[2].data(), dw[0].size() * sizeof(float)) == 0);
     // references in double: every weight gradient, and the input gradient of every element
     double worst_w = 0, worst_x = 0;
     std::vector<double> rx(xv.size(), 0.0), mx(xv.size(), 0.0);

@@ -238,6 +238,11 @@ int bench_conv(int argc, char** argv, int first) {
   }
   g.plan();
   double ms = median_ms(2, reps, [&] { g.compute(); });
+  if (getenv("NSVQ_PROFILE")) {  // the forward and the two gradients timed apart, summed over reps computes
+    g.set_profile(true);
+    for (int r = 0; r < reps; r++) g.compute();
+    fprintf(stderr, "%s", g.profile_report().c_str());
+  }
   char name[160];
   snprintf(name, sizeof name, "conv %s b%lld %lld->%lld %lldx%lld k%lld s%d p%d", mode.c_str(), (long long)B, (long long)C,
            (long long)O, (long long)H, (long long)H, (long long)K, S, P);

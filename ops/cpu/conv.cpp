@@ -6,7 +6,9 @@
 // K = C*kh*kw, rows of col ordered (c, i, j) like the weight's O x C x kh x kw layout.
 // Images are spread over threads (each runs a single-threaded SGEMM) when there are enough of them,
 // else each SGEMM uses every thread. Every sum runs in an order fixed by the shapes alone.
-// On AVX-512 CPUs the forward runs the direct / Winograd kernels of ops/cpu/conv_direct.cpp instead.
+// On AVX-512 CPUs the forward runs the direct / Winograd kernels of ops/cpu/conv_direct.cpp instead, the
+// input gradient of a stride-1 conv runs them too (flipped weights), and the weight gradient of a stride-1
+// conv runs ops/cpu/conv_wgrad.cpp.
 #include <omp.h>
 #include <cstring>
 #include "engine/cpu/gemm.h"
@@ -190,6 +192,7 @@ const int64_t PARTS = 8;
 
 size_t conv_bwd_weight_scratch(const Tensor* dw, BackendKind b) {
   ConvGeom g = conv_geom_bwd_weight(dw);
+  if (b == BK_CPU && conv_wgrad_eligible(g)) return conv_wgrad_scratch(g);
   int64_t parts = std::min(PARTS, g.N);
   return conv_col_scratch(g, b) + (size_t)parts * g.O * g.K * sizeof(float);
 }
@@ -199,6 +202,10 @@ void conv2d_bwd_weight_cpu(Tensor* dw, const ExecCtx& c) {
   const float* x = tdata<float>(dw->src[0]);
   const float* gy = tdata<float>(dw->src[1]);
   float* out = tdata<float>(dw);
+  if (conv_wgrad_eligible(g)) {  // AVX-512, stride 1: packed shifted frames, no im2col
+    conv_wgrad(g, x, gy, out, c.scratch, c.nthreads);
+    return;
+  }
   int64_t parts = std::min(PARTS, g.N);
   float* cols = (float*)c.scratch;
   float* part = cols + (g.direct ? 0 : cpu_threads() * g.K * g.chunk);

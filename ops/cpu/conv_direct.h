@@ -1,6 +1,6 @@
-// ops/cpu/conv_direct.h — the AVX-512 direct (implicit-GEMM) forward conv2d of ops/cpu/conv_direct.cpp,
-// used by the CPU conv2d kernel (ops/cpu/conv.cpp) when the CPU has AVX-512; the im2col + SGEMM path
-// stays the fallback and the backward kernels' path.
+// ops/cpu/conv_direct.h — the AVX-512 direct (implicit-GEMM) forward conv2d of ops/cpu/conv_direct.cpp
+// and the im2col-free stride-1 weight gradient of ops/cpu/conv_wgrad.cpp, used by the CPU conv2d kernels
+// (ops/cpu/conv.cpp) when the CPU has AVX-512; the im2col + SGEMM path stays the fallback.
 #pragma once
 #include <cstddef>
 #include "ops/conv_geom.h"
@@ -15,5 +15,13 @@ size_t conv_direct_scratch(const ConvGeom& g, int nthreads);
 // then + bias: bitwise the same for every thread count.
 void conv_direct_forward(const ConvGeom& g, const float* x, const float* w, const float* bias, float* y, void* scratch,
                          int nthreads);
+
+// Weight gradient dw [O, C, kh, kw] = sum_n dY_n (x) X_n of a stride-1 conv (not the 1x1 direct case), any
+// kernel size and padding (eligible: AVX-512 and such a shape). Bitwise the same for every thread count.
+bool conv_wgrad_eligible(const ConvGeom& g);
+size_t conv_wgrad_scratch(const ConvGeom& g);
+void conv_wgrad(const ConvGeom& g, const float* x, const float* gy, float* dw, void* scratch, int nthreads);
+// Floats of packed images one pass may hold (default 4 Mi = 16 MiB; tests lower it to force groups).
+int64_t& conv_wgrad_budget();
 
 }  // namespace nsvq
