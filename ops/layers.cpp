@@ -1,6 +1,6 @@
 // ops/layers.cpp — layers composed from the registered ops (their gradients, CUDA support and
-// tests come with the ops they use): linear, adaLN modulation, nearest upsampling, depth/space
-// rearrangements and the GAN losses.
+// tests come with the ops they use): linear, adaLN modulation, depth/space rearrangements and the
+// GAN losses.
 #include "ops/ops_internal.h"
 
 namespace nsvq {
@@ -25,13 +25,6 @@ Tensor* modulate(Graph& g, Tensor* x, Tensor* shift, Tensor* scale) {
          shift->shape().str().c_str(), scale->shape().str().c_str());
   Shape s3{x->ne[0], 1, x->ne[2]};
   return add(g, mul(g, x, reshape(g, unary(g, scale, UN_AFFINE, 1.0f, 1.0f), s3)), reshape(g, shift, s3));
-}
-
-Tensor* upsample_nearest2x(Graph& g, Tensor* x) {
-  if (x->ndim != 4) fail("upsample_nearest2x: input %s must be [N, C, H, W]", x->shape().str().c_str());
-  int64_t N = x->ne[0], C = x->ne[1], H = x->ne[2], W = x->ne[3];
-  Tensor* e = expand(g, reshape(g, x, {N, C, H, 1, W, 1}), {N, C, H, 2, W, 2});
-  return reshape(g, contiguous(g, e), {N, C, 2 * H, 2 * W});
 }
 
 Tensor* depth_to_space(Graph& g, Tensor* x, int r) {

@@ -16,7 +16,7 @@ enum OpId : int {
   // views (no kernel)
   OP_RESHAPE, OP_PERMUTE, OP_SLICE, OP_EXPAND, OP_DETACH,
   // copies and layout
-  OP_CONTIGUOUS, OP_CONCAT, OP_PAD,
+  OP_CONTIGUOUS, OP_CONCAT, OP_PAD, OP_UPSAMPLE2X, OP_UPSAMPLE2X_BWD,
   // elementwise
   OP_UNARY, OP_BINARY, OP_WHERE,
   // reductions
@@ -158,8 +158,10 @@ Tensor* linear(Graph& g, Tensor* x, Tensor* w, Tensor* b);
 inline Tensor* embedding(Graph& g, Tensor* table, Tensor* idx) { return get_rows(g, table, idx); }
 // adaLN modulation: x [B, T, D], shift and scale [B, D] -> x * (1 + scale) + shift (broadcast over T)
 Tensor* modulate(Graph& g, Tensor* x, Tensor* shift, Tensor* scale);
-// nearest-neighbour x2: [N, C, H, W] -> [N, C, 2H, 2W]
+// nearest-neighbour x2: [N, C, H, W] -> [N, C, 2H, 2W] (one op; its gradient is the next one)
 Tensor* upsample_nearest2x(Graph& g, Tensor* x);
+// its gradient: [N, C, 2H, 2W] -> [N, C, H, W], the sum of each 2x2 block
+Tensor* upsample_nearest2x_bwd(Graph& g, Tensor* gy);
 // [N, C*r*r, H, W] -> [N, C, H*r, W*r]; output (c, y*r+i, x*r+j) reads input channel c*r*r + i*r + j
 // (PyTorch PixelShuffle order)
 Tensor* depth_to_space(Graph& g, Tensor* x, int r);

@@ -1,4 +1,5 @@
-// ops/shape.cpp — views (reshape, permute, slice, expand, detach), contiguous copies, concat and
+// ops/shape.cpp — views (reshape, permute, slice, expand, detach), contiguous copies, nearest x2
+// upsampling (and its 2x2 block-sum gradient), concat and
 // pad: builders and backward rules. Views share storage and run no kernel.
 #include "ops/ops_internal.h"
 
@@ -112,6 +113,21 @@ Tensor* concat(Graph& g, const std::vector<Tensor*>& xs, int axis) {
   return t;
 }
 
+Tensor* upsample_nearest2x(Graph& g, Tensor* x) {
+  if (x->ndim != 4 || x->dtype != DType::f32)
+    fail("upsample_nearest2x: input %s must be f32 [N, C, H, W]", x->desc().c_str());
+  return make_node(g, OP_UPSAMPLE2X, DType::f32, {x->ne[0], x->ne[1], 2 * x->ne[2], 2 * x->ne[3]}, {contiguous(g, x)});
+}
+
+// dx [N, C, H, W] = the sum of each 2x2 block of dy [N, C, 2H, 2W]: (dy[2i][2j] + dy[2i][2j+1]) +
+// (dy[2i+1][2j] + dy[2i+1][2j+1]) in that order on every backend
+Tensor* upsample_nearest2x_bwd(Graph& g, Tensor* gy) {
+  if (gy->ndim != 4 || gy->dtype != DType::f32 || gy->ne[2] % 2 || gy->ne[3] % 2)
+    fail("upsample_nearest2x_bwd: gradient %s must be f32 [N, C, 2H, 2W]", gy->desc().c_str());
+  return make_node(g, OP_UPSAMPLE2X_BWD, DType::f32, {gy->ne[0], gy->ne[1], gy->ne[2] / 2, gy->ne[3] / 2},
+                   {contiguous(g, gy)});
+}
+
 Tensor* pad(Graph& g, Tensor* a, const std::vector<int64_t>& before, const std::vector<int64_t>& after, float value) {
   if ((int)before.size() != a->ndim || (int)after.size() != a->ndim)
     fail("pad: %zu/%zu pad sizes for %s", before.size(), after.size(), a->shape().str().c_str());
@@ -170,6 +186,9 @@ static void pad_bwd(Graph& g, Tensor* y, Tensor* gy) {
   g.accumulate_grad(x, r);
 }
 
+static void upsample2x_bwd(Graph& g, Tensor* y, Tensor* gy) { g.accumulate_grad(y->src[0], upsample_nearest2x_bwd(g, gy)); }
+static void upsample2x_bwd_bwd(Graph& g, Tensor* y, Tensor* gy) { g.accumulate_grad(y->src[0], upsample_nearest2x(g, gy)); }
+
 void register_shape_ops() {
   auto view = [](int id, const char* name, BackwardFn bw) {
     OpDef d;
@@ -187,6 +206,8 @@ void register_shape_ops() {
   d.name = "contiguous"; d.backward = contiguous_bwd; op_register(OP_CONTIGUOUS, d);
   d.name = "concat"; d.backward = concat_bwd; op_register(OP_CONCAT, d);
   d.name = "pad"; d.backward = pad_bwd; op_register(OP_PAD, d);
+  d.name = "upsample2x"; d.backward = upsample2x_bwd; op_register(OP_UPSAMPLE2X, d);
+  d.name = "upsample2x_bwd"; d.backward = upsample2x_bwd_bwd; op_register(OP_UPSAMPLE2X_BWD, d);
 }
 
 }  // namespace nsvq

@@ -197,6 +197,18 @@ std::vector<OpCase> nn_cases() {
                   }
                   return y;
                 }});
+  cs.push_back({"upsample_nearest2x_bwd [2,3,6,8]", {F({2, 3, 6, 8})},
+                [](Graph& g, const std::vector<Tensor*>& x) { return upsample_nearest2x_bwd(g, x[0]); },
+                [](const std::vector<Host>& x) {
+                  Host y = host_f32({2, 3, 3, 4});
+                  for (int64_t i = 0; i < y.n(); i++) {
+                    int64_t c[4];
+                    unravel(y.s, i, c);
+                    const float* r0 = &x[0].f[((c[0] * 3 + c[1]) * 6 + 2 * c[2]) * 8 + 2 * c[3]];
+                    y.f[i] = (r0[0] + r0[1]) + (r0[8] + r0[9]);
+                  }
+                  return y;
+                }});
   auto d2s = [](const Host& x, int r) {  // PixelShuffle
     int64_t N = x.s.ne[0], C = x.s.ne[1] / (r * r), H = x.s.ne[2], W = x.s.ne[3];
     Host y = host_f32({N, C, H * r, W * r});

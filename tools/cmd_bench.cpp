@@ -167,6 +167,8 @@ int bench_ops(int argc, char** argv, int first) {
        }},
       {"upsample_nearest2x [32,64,16,16]", false,
        [&](Graph& g, std::vector<Tensor*>& v) { return upsample_nearest2x(g, in(g, v, {32, 64, 16, 16})); }},
+      {"upsample_nearest2x_bwd [32,64,32,32]", false,
+       [&](Graph& g, std::vector<Tensor*>& v) { return upsample_nearest2x_bwd(g, in(g, v, {32, 64, 32, 32})); }},
       {"adamw [4M]", false,
        [&](Graph& g, std::vector<Tensor*>& v) {
          Tensor *p = in(g, v, {E}), *gr = in(g, v, {E}), *m = in(g, v, {E}), *s = in(g, v, {E}), *hp = in(g, v, {ADAM_HP_COUNT});

@@ -1,6 +1,7 @@
 // ops/cuda/shape.cu — CUDA kernels of contiguous, concat and pad: strided N-d copies (CuNd, dims
 // merged as on the CPU; a plain cudaMemcpyAsync when both sides are contiguous; 32x32 shared-memory
-// tiles for transposing copies) and a 32/16-bit fill.
+// tiles for transposing copies), a 32/16-bit fill, and the nearest x2 upsampling and its 2x2 block-sum
+// gradient (the same expression order as the CPU kernel: bitwise equal results).
 // Every output element is written by exactly one thread: results are exact copies.
 #include <cstring>
 #include "engine/cuda/cuda_common.cuh"
@@ -161,11 +162,45 @@ static void pad_cuda(Tensor* y, const ExecCtx& c) {
   copy_strided(st, &r, y->src[0]);
 }
 
+__global__ void upsample2x_kernel(float* __restrict__ y, const float* __restrict__ x, int64_t n, int64_t W) {
+  // y element e = ((r * 2 + a) * 2W + xo) for input row r: reads x[r * W + xo / 2]
+  for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t xo = e % (2 * W), r = e / (4 * W);
+    y[e] = x[r * W + xo / 2];
+  }
+}
+__global__ void upsample2x_bwd_kernel(float* __restrict__ dx, const float* __restrict__ gy, int64_t n, int64_t W) {
+  for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t j = e % W, r = e / W;
+    const float* r0 = gy + r * 4 * W + 2 * j;
+    const float* r1 = r0 + 2 * W;
+    dx[e] = __fadd_rn(__fadd_rn(r0[0], r0[1]), __fadd_rn(r1[0], r1[1]));
+  }
+}
+static void upsample2x_cuda(Tensor* y, const ExecCtx& c) {
+  CudaState* st = cuda_state(c);
+  const int64_t n = y->numel();
+  if (n == 0) return;
+  upsample2x_kernel<<<cu_blocks(n), CU_THREADS, 0, st->stream>>>((float*)y->data, (const float*)y->src[0]->data, n,
+                                                                  y->src[0]->ne[3]);
+  CUDA_LAUNCH_CHECK();
+}
+static void upsample2x_bwd_cuda(Tensor* dx, const ExecCtx& c) {
+  CudaState* st = cuda_state(c);
+  const int64_t n = dx->numel();
+  if (n == 0) return;
+  upsample2x_bwd_kernel<<<cu_blocks(n), CU_THREADS, 0, st->stream>>>((float*)dx->data, (const float*)dx->src[0]->data, n,
+                                                                      dx->ne[3]);
+  CUDA_LAUNCH_CHECK();
+}
+
 void register_shape_cuda() {
   OpDef d;
   d.kernel[BK_CUDA] = contiguous_cuda; op_register(OP_CONTIGUOUS, d);
   d.kernel[BK_CUDA] = concat_cuda; op_register(OP_CONCAT, d);
   d.kernel[BK_CUDA] = pad_cuda; op_register(OP_PAD, d);
+  d.kernel[BK_CUDA] = upsample2x_cuda; op_register(OP_UPSAMPLE2X, d);
+  d.kernel[BK_CUDA] = upsample2x_bwd_cuda; op_register(OP_UPSAMPLE2X_BWD, d);
 }
 
 }  // namespace nsvq
