@@ -112,6 +112,14 @@ int bench_ops(int argc, char** argv, int first) {
     ins.push_back(t);
     return t;
   };
+  // the gradient (dx, or dgamma and dbeta) of sum(r * silu(group_norm(x))): norm forward, then the
+  // norm backward kernels (NSVQ_PROFILE=1 shows each op's share)
+  auto norm_grad = [](Graph& g, std::vector<Tensor*>& v, auto& in, int which) {
+    Tensor *x = in(g, v, {32, 64, 32, 32}), *ga = in(g, v, {64}), *be = in(g, v, {64}), *r = in(g, v, {32, 64, 32, 32});
+    Tensor* loss = sum(g, mul(g, group_norm(g, x, ga, be, 8, 1e-6f, true), r));
+    g.mark_loss(loss);
+    return g.gradients({{loss, 1.0f}}, {which == 0 ? x : ga})[0];
+  };
   std::vector<OpCase> cases = {
       {"unary exp [4M]", false, [&](Graph& g, std::vector<Tensor*>& v) { return exp(g, in(g, v, {E})); }},
       {"unary silu [4M]", false, [&](Graph& g, std::vector<Tensor*>& v) { return silu(g, in(g, v, {E})); }},
@@ -155,6 +163,10 @@ int bench_ops(int argc, char** argv, int first) {
        [&](Graph& g, std::vector<Tensor*>& v) {
          return group_norm(g, in(g, v, {32, 64, 32, 32}), in(g, v, {64}), in(g, v, {64}), 8, 1e-6f, true);
        }},
+      {"group_norm+silu backward: dx [32,64,32,32]", false,
+       [&](Graph& g, std::vector<Tensor*>& v) { return norm_grad(g, v, in, 0); }},
+      {"group_norm+silu backward: dgamma, dbeta [32,64,32,32]", false,
+       [&](Graph& g, std::vector<Tensor*>& v) { return norm_grad(g, v, in, 1); }},
       {"layer_norm [4096,256]", false,
        [&](Graph& g, std::vector<Tensor*>& v) { return layer_norm(g, in(g, v, {4096, 256}), in(g, v, {256}), in(g, v, {256})); }},
       {"batch_norm train [32,64,16,16]", false,
@@ -202,6 +214,11 @@ int bench_ops(int argc, char** argv, int first) {
       g.set_f32(ins.back(), hp);
     }
     double ms = median_ms(2, reps, [&] { g.compute(); });
+    if (getenv("NSVQ_PROFILE")) {  // each op of the case timed apart, over reps computes
+      g.set_profile(true);
+      for (int r = 0; r < reps; r++) g.compute();
+      fprintf(stderr, "%s", g.profile_report().c_str());
+    }
     double work = c.flops ? 2.0 * out->numel() * (c.name.find("512x512x512") != std::string::npos ? 512 : 64) : bytes;
     report(a.flag("json"), c.name, ms, c.flops ? "gflops" : "gbps", work / (ms * 1e6), cpu_threads(), be->name());
   }

@@ -3,6 +3,7 @@
 // Statistics are two-pass (mean, then centred variance) with f64 accumulation. Each group is
 // handled by one thread in a fixed order, so results do not depend on the thread count.
 #include <omp.h>
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 #include "ops/cpu/cpu_kernels.h"
@@ -204,9 +205,11 @@ inline float g_pre(float gy, float xh, float gam, float bet) {
 }
 
 // sums over one run (VEC: into A[i], B[i] per element; else into *A, *B)
+// (non-VEC with SILU: g_pre is also written to stash, so that the dx pass does not recompute the SiLU)
 template <bool SILU, bool VEC>
 NSVQ_CLONES void run_sums(const float* __restrict x, const float* __restrict gy, int64_t n, float mean, float rstd,
-                          const float* __restrict ga, const float* __restrict be, float* __restrict A, float* __restrict B) {
+                          const float* __restrict ga, const float* __restrict be, float* __restrict A, float* __restrict B,
+                          float* __restrict stash = nullptr) {
   if constexpr (VEC) {
     for (int64_t i = 0; i < n; i++) {
       float xh = (x[i] - mean) * rstd;
@@ -217,6 +220,16 @@ NSVQ_CLONES void run_sums(const float* __restrict x, const float* __restrict gy,
   } else {
     float a[16] = {}, b[16] = {};
     int64_t i = 0;
+    if (SILU && stash) {
+      for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) {
+          float xh = (x[i + j] - mean) * rstd;
+          float gp = g_pre<SILU>(gy[i + j], xh, ga[0], be[0]);
+          stash[i + j] = gp;
+          a[j] += gp * xh;
+          b[j] += gp;
+        }
+    }
     for (; i + 16 <= n; i += 16)
       for (int j = 0; j < 16; j++) {
         float xh = (x[i + j] - mean) * rstd;
@@ -227,6 +240,7 @@ NSVQ_CLONES void run_sums(const float* __restrict x, const float* __restrict gy,
     for (; i < n; i++) {
       float xh = (x[i] - mean) * rstd;
       float gp = g_pre<SILU>(gy[i], xh, ga[0], be[0]);
+      if (SILU && stash) stash[i] = gp;
       a[0] += gp * xh;
       b[0] += gp;
     }
@@ -250,10 +264,20 @@ NSVQ_CLONES void run_dx(float* __restrict dx, const float* __restrict x, const f
   }
 }
 
+// dx of one channel run from the g_pre values stashed by run_sums (the same arithmetic as run_dx)
+NSVQ_CLONES void run_dx_stashed(float* __restrict dx, const float* __restrict x, const float* __restrict gp, int64_t n,
+                                float mean, float rstd, float gam, float m1, float m2) {
+  for (int64_t i = 0; i < n; i++) {
+    float xh = (x[i] - mean) * rstd;
+    dx[i] = rstd * (gp[i] * gam - m1 - xh * m2);
+  }
+}
+
 // Per-channel sums A, B of group k into a[Cg], b[Cg] (double); VEC runs use `tmp` (2 * Lseg floats).
+// stash (non-VEC, SILU): g_pre of the group's R * Lseg elements, in run order.
 template <bool SILU, bool VEC>
 void group_sums(const Desc& d, const float* x, const float* gy, const float* ga, const float* be, int64_t k, float mean,
-                float rstd, double* a, double* b, float* tmp) {
+                float rstd, double* a, double* b, float* tmp, float* stash = nullptr) {
   for (int64_t j = 0; j < d.Cg; j++) a[j] = b[j] = 0.0;
   int64_t c0 = d.ch0(k);
   for (int64_t r = 0; r < d.R; r++) {
@@ -267,7 +291,8 @@ void group_sums(const Desc& d, const float* x, const float* gy, const float* ga,
     } else {
       for (int64_t cl = 0; cl < d.Lseg / d.S; cl++) {
         float A, B;
-        run_sums<SILU, false>(x + b0 + cl * d.S, gy + b0 + cl * d.S, d.S, mean, rstd, ga + c0 + cl, be + c0 + cl, &A, &B);
+        run_sums<SILU, false>(x + b0 + cl * d.S, gy + b0 + cl * d.S, d.S, mean, rstd, ga + c0 + cl, be + c0 + cl, &A, &B,
+                              stash ? stash + r * d.Lseg + cl * d.S : nullptr);
         a[cl] += A;
         b[cl] += B;
       }
@@ -280,7 +305,8 @@ void norm_bwd_group(const Desc& d, const float* x, const float* gy, const float*
                     double* a, double* b, float* tmp) {
   float mean, rstd;
   group_stats(d, x, k, mean, rstd);
-  group_sums<SILU, VEC>(d, x, gy, ga, be, k, mean, rstd, a, b, tmp);
+  float* stash = SILU && !VEC ? tmp : nullptr;  // tmp holds R * Lseg floats then (norm_bwd_scratch)
+  group_sums<SILU, VEC>(d, x, gy, ga, be, k, mean, rstd, a, b, tmp, stash);
   int64_t c0 = d.ch0(k);
   double s1 = 0, s2 = 0;
   for (int64_t j = 0; j < d.Cg; j++) {
@@ -292,6 +318,11 @@ void norm_bwd_group(const Desc& d, const float* x, const float* gy, const float*
     int64_t b0 = d.base(k, r);
     if constexpr (VEC)
       run_dx<SILU, true>(o + b0, x + b0, gy + b0, d.Lseg, mean, rstd, ga + c0, be + c0, m1, m2);
+    else if (stash)
+      for (int64_t cl = 0; cl < d.Lseg / d.S; cl++) {
+        int64_t off = b0 + cl * d.S;
+        run_dx_stashed(o + off, x + off, stash + r * d.Lseg + cl * d.S, d.S, mean, rstd, ga[c0 + cl], m1, m2);
+      }
     else
       for (int64_t cl = 0; cl < d.Lseg / d.S; cl++)
         run_dx<SILU, false>(o + b0 + cl * d.S, x + b0 + cl * d.S, gy + b0 + cl * d.S, d.S, mean, rstd, ga + c0 + cl,
@@ -299,10 +330,10 @@ void norm_bwd_group(const Desc& d, const float* x, const float* gy, const float*
   }
 }
 
-// per thread: a, b (Cg doubles each) and tmp (2 * Lseg floats)
-size_t norm_bwd_scratch(const Tensor* t, BackendKind) {
-  return (size_t)cpu_threads() * ((size_t)t->ip[5] * 2 * sizeof(double) + (size_t)t->ip[2] * 2 * sizeof(float));
-}
+// per thread: a, b (Cg doubles each) and tmp (2 * Lseg floats, or R * Lseg for the SiLU stash)
+size_t norm_tmp_floats(const Desc& d) { return (size_t)std::max<int64_t>(2 * d.Lseg, d.silu && d.S != 1 ? d.R * d.Lseg : 0); }
+size_t norm_bwd_per_thread(const Desc& d) { return (size_t)d.Cg * 2 * sizeof(double) + norm_tmp_floats(d) * sizeof(float); }
+size_t norm_bwd_scratch(const Tensor* t, BackendKind) { return (size_t)cpu_threads() * norm_bwd_per_thread(Desc(t)); }
 
 template <class F>
 void dispatch_silu_vec(const Desc& d, F f) {
@@ -323,7 +354,7 @@ void norm_bwd_cpu(Tensor* dx, const ExecCtx& c) {
   const float* be = tdata<float>(dx->src[2]);
   const float* gy = tdata<float>(dx->src[3]);
   float* o = tdata<float>(dx);
-  size_t per = (size_t)d.Cg * 2 * sizeof(double) + (size_t)d.Lseg * 2 * sizeof(float);
+  size_t per = norm_bwd_per_thread(d);
   int nt = d.K * d.count() < 16384 ? 1 : c.nthreads;
   dispatch_silu_vec(d, [&](auto silu, auto vec) {
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -349,7 +380,7 @@ void norm_bwd_affine_cpu(Tensor* da, const ExecCtx& c) {
   const float* gy = tdata<float>(da->src[3]);
   double* part = (double*)c.scratch;  // [K][2][Cg]
   char* tmp_base = (char*)(part + d.K * d.Cg * 2);
-  size_t per = (size_t)d.Cg * 2 * sizeof(double) + (size_t)d.Lseg * 2 * sizeof(float);
+  size_t per = norm_bwd_per_thread(d);
   int nt = d.K * d.count() < 16384 ? 1 : c.nthreads;
   dispatch_silu_vec(d, [&](auto silu, auto vec) {
 #pragma omp parallel for num_threads(nt) schedule(static)
