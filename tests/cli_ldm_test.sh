@@ -47,7 +47,7 @@ run_ok "another seed" "$nsvq" sample -m "$M" --n 3 --steps 5 --seed 8 -o "$tmp/s
 check "another seed differs" test "$(cmp "$tmp/s1.png" "$tmp/s3.png" | wc -l)" -eq 1
 expect_ok "one class, no guidance" "3 images (1 class x 3" "$nsvq" sample -m "$M" --class 4 --n 3 --steps 5 --cfg 1 -o "$tmp/s4.png"
 run_ok "fd-net" "$nsvq" fd-net train --epochs 1 -o "$tmp/fd.safetensors"
-expect_ok "eval-gen" '"fd_proxy_guided"' "$nsvq" eval-gen -m "$M" --fd-net "$tmp/fd.safetensors" --n 20 --steps 3 --json
+expect_ok "eval-gen" '"class_acc_guided"' "$nsvq" eval-gen -m "$M" --fd-net "$tmp/fd.safetensors" --n 20 --steps 3 --json
 
 # ---- bad input: one line, non-zero exit
 expect_fail "no tokenizer" "-m CKPT" "$nsvq" ldm-train --out "$tmp/x1"

@@ -228,6 +228,21 @@ TEST_CASE("fdnet training: a few steps learn a two-class toy set; unlabelled dat
   CHECK(m.info.cfg.in_channels == 1);
   CHECK(m.info.cfg.num_classes == 2);
   CHECK(fdnet_accuracy(*m.net, d, be) == doctest::Approx(m.info.test_accuracy));
+  {  // the evaluation-time extractor predicts the same classes (eval-gen's class_acc), in any chunking
+    FdTmp tmp;
+    std::string path = tmp.file("toy.safetensors");
+    fdnet_save(path, *m.store, *m.net, m.info);
+    std::vector<float> x((size_t)(48 * 32 * 32));
+    for (int64_t i = 0; i < 48; i++) dataset_sample(d, i, x.data() + i * 32 * 32, false, 0);
+    FdFeatures fx(path, be, 20);
+    std::vector<int32_t> cls;
+    std::vector<float> f = fx.extract(x.data(), 48, 1, 32, &cls);
+    REQUIRE(cls.size() == 48);
+    int hit = 0;
+    for (int i = 0; i < 48; i++) hit += cls[(size_t)i] == d.labels[(size_t)i];
+    CHECK((double)hit / 48 == doctest::Approx(m.info.test_accuracy));
+    CHECK(hit >= 46);
+  }
 
   Dataset u = d;
   u.num_classes = 0;

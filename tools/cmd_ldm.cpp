@@ -160,20 +160,32 @@ int cmd_eval_gen(int argc, char** argv, int first) {
   std::vector<int32_t> labels;
   for (int c = 0; c < nc; c++)
     for (int64_t k = 0; k < per_class; k++) labels.push_back(c);
+  // fd-net features (for fd_proxy) and predicted classes (class_acc: the share of images the fd-net puts
+  // in the class they were drawn for, a check that samples are recognisable by class)
   FdFeatures fx(a.str("fd-net"), be);
+  auto judge = [&](const std::vector<float>& imgs, FeatureStats& st) {
+    std::vector<int32_t> cls;
+    std::vector<float> f = fx.extract(imgs.data(), n, C, R, &cls);
+    st.add(f.data(), n);
+    int64_t hit = 0;
+    for (int64_t i = 0; i < n; i++) hit += cls[(size_t)i] == labels[(size_t)i];
+    return (double)hit / (double)n;
+  };
+  FeatureStats fr(fx.feature_dim()), fg(fx.feature_dim()), fp(fx.feature_dim());
+  const double acc_r = judge(real, fr);
   double w = a.f64("cfg");
-  std::vector<float> guided = m.sample(labels, a.i64("steps"), w, (uint64_t)a.i64("seed"));
-  double fd_g = fd_proxy(fx, real.data(), guided.data(), n, C, R);
-  std::vector<float> plain = m.sample(labels, a.i64("steps"), 1.0, (uint64_t)a.i64("seed"));
-  double fd_p = fd_proxy(fx, real.data(), plain.data(), n, C, R);
+  const double acc_g = judge(m.sample(labels, a.i64("steps"), w, (uint64_t)a.i64("seed")), fg);
+  const double acc_p = judge(m.sample(labels, a.i64("steps"), 1.0, (uint64_t)a.i64("seed")), fp);
+  const double fd_g = fd_proxy(fr, fg), fd_p = fd_proxy(fr, fp);
   if (a.flag("json"))
     printf("{\"samples\": %lld, \"steps\": %lld, \"cfg\": %g, \"fd_proxy_guided\": %.6g, \"fd_proxy_unguided\": %.6g, "
-           "\"ldm_step\": %lld}\n",
-           (long long)n, (long long)a.i64("steps"), w, fd_g, fd_p, (long long)m.step());
+           "\"class_acc_guided\": %.4f, \"class_acc_unguided\": %.4f, \"class_acc_test\": %.4f, \"ldm_step\": %lld}\n",
+           (long long)n, (long long)a.i64("steps"), w, fd_g, fd_p, acc_g, acc_p, acc_r, (long long)m.step());
   else
     printf("eval-gen: %lld class-balanced samples vs %lld test images (DDIM %lld steps): fd_proxy %.4g with guidance %g, "
-           "%.4g without (a proxy: only comparable with the same fd-net)\n",
-           (long long)n, (long long)n, (long long)a.i64("steps"), fd_g, w, fd_p);
+           "%.4g without (a proxy: only comparable with the same fd-net); fd-net class accuracy %.1f%% / %.1f%% "
+           "(test images %.1f%%)\n",
+           (long long)n, (long long)n, (long long)a.i64("steps"), fd_g, w, fd_p, 100 * acc_g, 100 * acc_p, 100 * acc_r);
   return 0;
 }
 

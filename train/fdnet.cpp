@@ -1,6 +1,7 @@
 // train/fdnet.cpp — the fd-net (method.md §5.5): network, save/load with validated metadata,
 // training loop, accuracy, the batched feature extractor and fd_proxy. Shapes: see train/fdnet.h.
 #include "train/fdnet.h"
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -244,6 +245,7 @@ struct FdFeatures::EvalGraph {
   Graph g;
   Tensor* x = nullptr;
   Tensor* f = nullptr;
+  Tensor* logits = nullptr;
   explicit EvalGraph(Backend* be) : g(be) {}
 };
 
@@ -254,7 +256,7 @@ FdFeatures::FdFeatures(const std::string& path, Backend* be, int64_t max_batch)
 
 FdFeatures::~FdFeatures() = default;
 
-std::vector<float> FdFeatures::extract(const float* x, int64_t n, int64_t C, int64_t S) {
+std::vector<float> FdFeatures::extract(const float* x, int64_t n, int64_t C, int64_t S, std::vector<int32_t>* classes) {
   const FdNetConfig& c = model_.info.cfg;
   if (C != c.in_channels)
     fail("fd-net %s: images have %lld channels but the net was trained on %d-channel %s images", path_.c_str(),
@@ -272,13 +274,23 @@ std::vector<float> FdFeatures::extract(const float* x, int64_t n, int64_t C, int
       eg = std::make_unique<EvalGraph>(be_);
       eg->x = eg->g.input(DType::f32, {nb, C, S, S}, "x");
       eg->f = model_.net->features(eg->g, eg->x);
+      eg->logits = model_.net->logits(eg->g, eg->f);
       eg->g.mark_output(eg->f);
+      eg->g.mark_output(eg->logits);
       eg->g.plan();
     }
     eg->g.set_f32(eg->x, x + s * per, (size_t)(nb * per));
     eg->g.compute();
     std::vector<float> f = eg->g.get_f32(eg->f);
     std::copy(f.begin(), f.end(), out.begin() + s * F);
+    if (classes) {
+      std::vector<float> l = eg->g.get_f32(eg->logits);
+      const int64_t K = eg->logits->ne[1];
+      for (int64_t i = 0; i < nb; i++) {
+        const float* li = l.data() + i * K;
+        classes->push_back((int32_t)(std::max_element(li, li + K) - li));
+      }
+    }
   }
   return out;
 }

@@ -83,7 +83,8 @@ class FdFeatures {
   FdFeatures(const std::string& path, Backend* be, int64_t max_batch = 256);
   ~FdFeatures();
   // x: host [n, C, S, S] in [-1, 1] -> host [n, feature_dim]. Any n >= 0; C and S must match the net.
-  std::vector<float> extract(const float* x, int64_t n, int64_t C, int64_t S);
+  // classes (optional): the net's predicted class of each image (argmax of its logits, lowest on ties).
+  std::vector<float> extract(const float* x, int64_t n, int64_t C, int64_t S, std::vector<int32_t>* classes = nullptr);
   // Adds the features of n images to `stats` (dimension feature_dim).
   void accumulate(FeatureStats& stats, const float* x, int64_t n, int64_t C, int64_t S);
   const FdNetInfo& info() const { return model_.info; }
