@@ -49,6 +49,18 @@ expect_ok "one class, no guidance" "3 images (1 class x 3" "$nsvq" sample -m "$M
 run_ok "fd-net" "$nsvq" fd-net train --epochs 1 -o "$tmp/fd.safetensors"
 expect_ok "eval-gen" '"class_acc_guided"' "$nsvq" eval-gen -m "$M" --fd-net "$tmp/fd.safetensors" --n 20 --steps 3 --json
 
+# ---- the generation table in miniature (tools/experiments/gen_table.sh): two tokenizers of a table folder
+for q in nsvq vq; do
+  run_ok "table tokenizer $q" "$nsvq" train --preset quickstart -q --steps 4 --codes 32 --eval-n 20 --drift-every 100 \
+    --quantizer $q --out "$tmp/gt/$q-K32-s0"
+done
+cp "$tmp/fd.safetensors" "$tmp/gt/fdnet.safetensors"
+G="$(dirname "$0")/../tools/experiments/gen_table.sh --nsvq $nsvq --table $tmp/gt --codes 32 --quantizers"
+expect_ok "generation table" "| vq | " $G "nsvq vq" --steps 6 --n 20 -- --n-train 300 --batch 16 --log-every 2
+for f in table.md samples-nsvq.png samples-vq.png nsvq/eval-gen.json; do check "gen table $f" test -s "$tmp/gt/gen-K32/$f"; done
+check "gen table class accuracy" grep -q '% |$' "$tmp/gt/gen-K32/table.md"
+expect_fail "generation table without a table" "no finished tokenizer run" $G "simvq" --steps 6 --n 20
+
 # ---- bad input: one line, non-zero exit
 expect_fail "no tokenizer" "-m CKPT" "$nsvq" ldm-train --out "$tmp/x1"
 expect_fail "existing run" "already holds a run" "$nsvq" $L -m "$TA" --out "$tmp/l1"
