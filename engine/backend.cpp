@@ -71,6 +71,19 @@ Backend* backend_by_name(const std::string& name) {
   fail("unknown device '%s' (expected cpu, cuda or cuda:N)", name.c_str());
 }
 
+void Backend::set_precision(const std::string& p) {
+  if (p == "fp32") return;
+  if (p == "tf32" || p == "bf16")
+    fail("--precision %s needs a CUDA device: %s computes in fp32", p.c_str(), name().c_str());
+  fail("unknown precision '%s' (expected fp32 or tf32)", p.c_str());
+}
+
+Backend* backend_for(const std::string& device, const std::string& precision) {
+  Backend* be = backend_by_name(device);
+  be->set_precision(precision);
+  return be;
+}
+
 #ifndef NSVQ_CUDA
 bool cuda_compiled() { return false; }
 int cuda_device_count() { return 0; }

@@ -34,8 +34,16 @@ class Backend {
   virtual void replay(void* exec) {}
   virtual void release(void* exec) {}
 
+  // Matrix-multiply precision: "fp32" (default, everywhere) or "tf32" (CUDA: cuBLAS may use TF32
+  // tensor cores; weights, statistics, softmax and losses stay f32). Throws Error for anything else.
+  virtual void set_precision(const std::string& p);
+  const std::string& precision() const { return precision_; }
+
   bool supports(int op) const { return op_def(op).kernel[kind()] != nullptr; }
   void execute(Tensor* node, void* scratch, size_t scratch_bytes);
+
+ protected:
+  std::string precision_ = "fp32";
 };
 
 // The CPU backend (singleton). threads <= 0: all cores.
@@ -53,5 +61,11 @@ Backend* backend_cuda(int device = 0);
 
 // "cpu" | "cuda" | "cuda:N"
 Backend* backend_by_name(const std::string& name);
+// backend_by_name(device) with set_precision(precision): the --device / --precision options
+Backend* backend_for(const std::string& device, const std::string& precision);
+// the --precision option's entry for a command's option list
+#define NSVQ_PRECISION_OPTION                                                                            \
+  {"precision", "", "fp32",                                                                             \
+   "fp32 | tf32 (CUDA: TF32 tensor cores in cuBLAS matrix products; f32 weights, statistics and losses)"}
 
 }  // namespace nsvq

@@ -15,6 +15,8 @@ expect_fail "missing value" "needs a value" "$nsvq" bench gemm --m
 expect_fail "bad integer" "expects an integer" "$nsvq" bench gemm --m 12x
 expect_fail "bad device" "unknown device" "$nsvq" bench ops --device tpu
 expect_fail "unknown bench" "unknown benchmark" "$nsvq" bench nothing
+expect_fail "tf32 on the cpu" "needs a CUDA device" "$nsvq" bench gemm --m 8 --precision tf32
+expect_fail "unknown precision" "unknown precision 'fp8'" "$nsvq" train --precision fp8 --steps 1
 expect_fail "missing dataset" "cannot open" "$nsvq" fmnist-mlp --data-dir "$tmp/none"
 echo "not gzip and not idx" >"$tmp/train-images-idx3-ubyte.gz"
 cp "$tmp/train-images-idx3-ubyte.gz" "$tmp/train-labels-idx1-ubyte.gz"

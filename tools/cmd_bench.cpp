@@ -54,7 +54,7 @@ int bench_gemm(int argc, char** argv, int first) {
   Args a("bench gemm", "Times C = op(A) op(B) (row-major f32) and reports GFLOP/s.",
          {{"m", "", "1024", "rows of C"}, {"n", "", "1024", "columns of C"}, {"k", "", "1024", "inner dimension"},
           {"ta", "", "", "transpose A", true}, {"tb", "", "", "transpose B", true},
-          {"reps", "", "10", "timed repetitions"}, {"device", "", "cpu", "cpu | cuda | cuda:N"},
+          {"reps", "", "10", "timed repetitions"}, {"device", "", "cpu", "cpu | cuda | cuda:N"}, NSVQ_PRECISION_OPTION,
           {"threads", "t", "0", "CPU threads (0: all cores)"}, {"json", "", "", "one JSON object per result", true}},
          argc, argv, first);
   cpu_set_threads((int)a.i64("threads"));
@@ -63,6 +63,7 @@ int bench_gemm(int argc, char** argv, int first) {
   if (M < 1 || N < 1 || K < 1 || reps < 1) fail("--m, --n, --k and --reps must be >= 1");
   bool ta = a.flag("ta"), tb = a.flag("tb");
   std::string dev = a.str("device");
+  Backend* dbe = backend_for(dev, a.str("precision"));
   double flops = 2.0 * M * N * K;
   char name[128];
   snprintf(name, sizeof name, "gemm %lldx%lldx%lld%s%s", (long long)M, (long long)N, (long long)K, ta ? " ta" : "", tb ? " tb" : "");
@@ -74,7 +75,7 @@ int bench_gemm(int argc, char** argv, int first) {
       sgemm(ta, tb, M, N, K, 1.0f, A.data(), ta ? M : K, B.data(), tb ? K : N, 0.0f, C.data(), N, nt);
     });
   } else {
-    Backend* be = backend_by_name(dev);
+    Backend* be = dbe;
     Graph g(be);
     Tensor* A = g.input(DType::f32, ta ? Shape{K, M} : Shape{M, K}, "A");
     Tensor* B = g.input(DType::f32, tb ? Shape{N, K} : Shape{K, N}, "B");
@@ -98,12 +99,12 @@ struct OpCase {
 
 int bench_ops(int argc, char** argv, int first) {
   Args a("bench ops", "Times every op family on representative shapes (GB/s for memory-bound ops, GFLOP/s for matmul).",
-         {{"reps", "", "10", "timed repetitions"}, {"device", "", "cpu", "cpu | cuda | cuda:N"},
+         {{"reps", "", "10", "timed repetitions"}, {"device", "", "cpu", "cpu | cuda | cuda:N"}, NSVQ_PRECISION_OPTION,
           {"filter", "", "", "only cases whose name contains this"},
           {"threads", "t", "0", "CPU threads (0: all cores)"}, {"json", "", "", "one JSON object per result", true}},
          argc, argv, first);
   cpu_set_threads((int)a.i64("threads"));
-  Backend* be = backend_by_name(a.str("device"));
+  Backend* be = backend_for(a.str("device"), a.str("precision"));
   int reps = (int)a.i64("reps");
   if (reps < 1) fail("--reps must be >= 1");
   const int64_t E = 1 << 22;  // 4M elements
@@ -229,7 +230,7 @@ int bench_conv(int argc, char** argv, int first) {
          {{"batch", "", "32", "images"}, {"cin", "", "64", "input channels"}, {"cout", "", "64", "output channels"},
           {"hw", "", "32", "input height = width"}, {"kernel", "", "3", "kernel size"}, {"stride", "", "1", "stride"},
           {"pad", "", "1", "zero padding on every side"}, {"mode", "", "fwdbwd", "fwd | fwdbwd"},
-          {"reps", "", "10", "timed repetitions"}, {"device", "", "cpu", "cpu | cuda | cuda:N"},
+          {"reps", "", "10", "timed repetitions"}, {"device", "", "cpu", "cpu | cuda | cuda:N"}, NSVQ_PRECISION_OPTION,
           {"threads", "t", "0", "CPU threads (0: all cores)"}, {"json", "", "", "one JSON object per result", true}},
          argc, argv, first);
   cpu_set_threads((int)a.i64("threads"));
@@ -238,7 +239,7 @@ int bench_conv(int argc, char** argv, int first) {
   std::string mode = a.str("mode");
   if (mode != "fwd" && mode != "fwdbwd") fail("--mode must be fwd or fwdbwd, got '%s'", mode.c_str());
   if (B < 1 || C < 1 || O < 1 || H < 1 || K < 1 || S < 1 || P < 0 || reps < 1) fail("sizes must be positive");
-  Backend* be = backend_by_name(a.str("device"));
+  Backend* be = backend_for(a.str("device"), a.str("precision"));
   Store st(be);
   Tensor* x = st.add("x", DType::f32, {B, C, H, H});
   Tensor* w = st.add("w", DType::f32, {O, C, K, K});

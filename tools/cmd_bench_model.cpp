@@ -15,7 +15,7 @@ namespace nsvq {
 int bench_model(int argc, char** argv, int first) {
   Args a("bench model", "Times a preset's encoder or decoder forward pass and reports peak memory.",
          {{"preset", "", "fmnist", "fmnist | cifar10 | imagenet128"}, {"part", "", "decoder", "encoder | decoder"},
-          {"batch", "", "1", "images"}, {"reps", "", "5", "timed runs"}, {"device", "", "cpu", "cpu | cuda | cuda:N"},
+          {"batch", "", "1", "images"}, {"reps", "", "5", "timed runs"}, {"device", "", "cpu", "cpu | cuda | cuda:N"}, NSVQ_PRECISION_OPTION,
           {"threads", "t", "0", "CPU threads (0: all cores)"}, {"json", "", "", "one JSON object per result", true}},
          argc, argv, first);
   cpu_set_threads((int)a.i64("threads"));
@@ -23,7 +23,7 @@ int bench_model(int argc, char** argv, int first) {
   if (part != "encoder" && part != "decoder") fail("--part must be encoder or decoder, got '%s'", part.c_str());
   int64_t B = a.i64("batch"), reps = a.i64("reps");
   if (B < 1 || reps < 1) fail("--batch and --reps must be >= 1");
-  Backend* be = backend_by_name(a.str("device"));
+  Backend* be = backend_for(a.str("device"), a.str("precision"));
   VqganConfig cfg = vqgan_preset(preset);
   Store st(be);
   VqganAutoencoder ae(st, cfg, 1);

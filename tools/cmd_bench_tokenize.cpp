@@ -22,7 +22,7 @@ int bench_tokenize(int argc, char** argv, int first) {
           {"batch", "", "32", "images per tokenization (one graph call unless --micro)"},
           {"codes", "", "1024", "codebook size K"}, {"reps", "", "10", "timed tokenizations (after two untimed)"},
           {"micro", "", "0", "run the batch as graph calls of this many images (0: one call)"},
-          {"device", "", "cpu", "cpu | cuda | cuda:N"}, {"threads", "t", "0", "CPU threads (0: all cores)"},
+          {"device", "", "cpu", "cpu | cuda | cuda:N"}, NSVQ_PRECISION_OPTION, {"threads", "t", "0", "CPU threads (0: all cores)"},
           {"full", "", "", "also compute the quantizer's zq, losses and statistics (not only the indices)", true},
           {"json", "", "", "one JSON object per result", true}},
          argc, argv, first);
@@ -32,7 +32,7 @@ int bench_tokenize(int argc, char** argv, int first) {
   if (B < 1 || reps < 1 || M < 0) fail("--batch and --reps must be >= 1, --micro >= 0");
   if (M == 0 || M > B) M = B;
   if (B % M) fail("--batch %lld is not a multiple of --micro %lld", (long long)B, (long long)M);
-  Backend* be = backend_by_name(a.str("device"));
+  Backend* be = backend_for(a.str("device"), a.str("precision"));
   VqganConfig cfg = vqgan_preset(preset);
   Store st(be);
   VqganAutoencoder ae(st, cfg, 1);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include "engine/rng.h"
 #include "models/discriminator.h"
 #include "models/dit.h"
@@ -23,14 +24,14 @@ int bench_train_step(int argc, char** argv, int first) {
   Args a("bench train-step", "Times one generator + discriminator training step of a preset.",
          {{"preset", "", "fmnist", "fmnist | cifar10 | imagenet128"}, {"batch", "", "32", "images per step"},
           {"codes", "", "1024", "codebook size K"}, {"reps", "", "5", "timed steps"},
-          {"device", "", "cpu", "cpu | cuda | cuda:N"}, {"threads", "t", "0", "CPU threads (0: all cores)"},
+          {"device", "", "cpu", "cpu | cuda | cuda:N"}, NSVQ_PRECISION_OPTION, {"threads", "t", "0", "CPU threads (0: all cores)"},
           {"json", "", "", "one JSON object per result", true}},
          argc, argv, first);
   cpu_set_threads((int)a.i64("threads"));
   std::string preset = a.str("preset");
   int64_t B = a.i64("batch"), reps = a.i64("reps");
   if (B < 1 || reps < 1) fail("--batch and --reps must be >= 1");
-  Backend* be = backend_by_name(a.str("device"));
+  Backend* be = backend_for(a.str("device"), a.str("precision"));
   VqganConfig cfg = vqgan_preset(preset);
   Store st(be);
   VqganAutoencoder ae(st, cfg, 1);
@@ -83,10 +84,13 @@ int bench_train_step(int argc, char** argv, int first) {
   double rss = peak_rss_mb();
   char name[128];
   snprintf(name, sizeof name, "train-step %s b%lld", preset.c_str(), (long long)B);
+  // mode: the matrix precision, "+graph" when the step was replayed as a CUDA graph (NSVQ_CUDA_GRAPH=1)
+  const char* gr = getenv("NSVQ_CUDA_GRAPH");
+  std::string mode = "nsvq " + be->precision() + (be->kind() == BK_CUDA && gr && *gr && strcmp(gr, "0") != 0 ? "+graph" : "");
   if (a.flag("json"))
-    printf("{\"name\": \"%s\", \"ms_median\": %.3f, \"img_per_s\": %.2f, \"peak_rss_mb\": %.1f, \"threads\": %d, "
-           "\"device\": \"%s\"}\n",
-           name, ms, B * 1000.0 / ms, rss, cpu_threads(), be->name().c_str());
+    printf("{\"name\": \"%s\", \"mode\": \"%s\", \"ms_median\": %.3f, \"img_per_s\": %.2f, \"peak_rss_mb\": %.1f, "
+           "\"threads\": %d, \"device\": \"%s\"}\n",
+           name, mode.c_str(), ms, B * 1000.0 / ms, rss, cpu_threads(), be->name().c_str());
   else
     printf("%s: %.1f ms/step, %.1f img/s, peak RSS %.0f MB, %d threads, %s (%s)\n", name, ms, B * 1000.0 / ms, rss,
            cpu_threads(), be->name().c_str(), g.plan_summary().c_str());
@@ -102,13 +106,13 @@ namespace nsvq {
 int bench_dit_step(int argc, char** argv, int first) {
   Args a("bench dit-step", "Times one DiT training step (forward, epsilon MSE, backward, AdamW) of a preset.",
          {{"dit", "", "tier1", "tier1 | tier2"}, {"batch", "", "64", "latents per step"},
-          {"reps", "", "5", "timed steps"}, {"device", "", "cpu", "cpu | cuda | cuda:N"},
+          {"reps", "", "5", "timed steps"}, {"device", "", "cpu", "cpu | cuda | cuda:N"}, NSVQ_PRECISION_OPTION,
           {"threads", "t", "0", "CPU threads (0: all cores)"}, {"json", "", "", "one JSON object per result", true}},
          argc, argv, first);
   cpu_set_threads((int)a.i64("threads"));
   int64_t B = a.i64("batch"), reps = a.i64("reps");
   if (B < 1 || reps < 1) fail("--batch and --reps must be >= 1");
-  Backend* be = backend_by_name(a.str("device"));
+  Backend* be = backend_for(a.str("device"), a.str("precision"));
   DitConfig dc = dit_preset(a.str("dit"));
   Store st(be);
   Dit dit(st, dc, 1);

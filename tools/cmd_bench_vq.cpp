@@ -32,7 +32,7 @@ int bench_vq(int argc, char** argv, int first) {
          {{"n", "", "2048", "latents N"}, {"codes", "", "65536", "codebook size K"}, {"dim", "", "16", "code dimension D"},
           {"tau", "", "1", "kernel temperature of the dense passes"}, {"lambda", "", "0.01", "non-winner scale"},
           {"reps", "", "5", "timed repetitions"}, {"gemm", "", "", "also time the SGEMM [N,D] x [D,K] (cpu)", true},
-          {"device", "", "cpu", "cpu | cuda | cuda:N"}, {"threads", "t", "0", "CPU threads (0: all cores)"},
+          {"device", "", "cpu", "cpu | cuda | cuda:N"}, NSVQ_PRECISION_OPTION, {"threads", "t", "0", "CPU threads (0: all cores)"},
           {"json", "", "", "one JSON object per result", true}},
          argc, argv, first);
   cpu_set_threads((int)a.i64("threads"));
@@ -41,7 +41,7 @@ int bench_vq(int argc, char** argv, int first) {
   if (N < 1 || K < 1 || D < 1 || reps < 1) fail("--n, --codes, --dim and --reps must be >= 1");
   const float tau = (float)a.f64("tau"), lambda = (float)a.f64("lambda");
   if (!(tau > 0.0f) || !(lambda >= 0.0f)) fail("--tau must be > 0 and --lambda >= 0");
-  Backend* be = backend_by_name(a.str("device"));
+  Backend* be = backend_for(a.str("device"), a.str("precision"));
   const bool json = a.flag("json");
   const std::string dev = be->name();
   const double pass = 2.0 * (double)N * (double)K * (double)D;

@@ -35,7 +35,7 @@ int cmd_ldm_train(int argc, char** argv, int first) {
           {"resume", "", "", "continue the run in --out from its checkpoint up to --steps", true},
           {"stop-after", "", "-1", "stop with a checkpoint after this many steps of this invocation (-1: never)"},
           {"quiet", "q", "", "no progress output", true},
-          {"device", "", "cpu", "cpu | cuda | cuda:N"},
+          {"device", "", "cpu", "cpu | cuda | cuda:N"}, NSVQ_PRECISION_OPTION,
           {"threads", "t", "0", "CPU threads (0: all cores)"}},
          argc, argv, first);
   if (!a.positional().empty()) fail("nsvq ldm-train: unexpected argument '%s'", a.positional()[0].c_str());
@@ -73,7 +73,7 @@ int cmd_ldm_train(int argc, char** argv, int first) {
     o.out = "runs/ldm";
     for (int k = 2; std::filesystem::exists(o.out); k++) o.out = "runs/ldm-" + std::to_string(k);
   }
-  return ldm_train(c, o, a.given("steps"), backend_by_name(a.str("device")));
+  return ldm_train(c, o, a.given("steps"), backend_for(a.str("device"), a.str("precision")));
 }
 
 int cmd_sample(int argc, char** argv, int first) {
@@ -87,7 +87,7 @@ int cmd_sample(int argc, char** argv, int first) {
           {"seed", "", "0", "seed of the starting noise"},
           {"raw-weights", "", "", "sample with the trained weights instead of their EMA", true},
           {"out", "o", "samples.png", "PNG grid"},
-          {"device", "", "cpu", "cpu | cuda | cuda:N"},
+          {"device", "", "cpu", "cpu | cuda | cuda:N"}, NSVQ_PRECISION_OPTION,
           {"threads", "t", "0", "CPU threads (0: all cores)"}},
          argc, argv, first);
   if (!a.positional().empty()) fail("nsvq sample: unexpected argument '%s'", a.positional()[0].c_str());
@@ -96,7 +96,7 @@ int cmd_sample(int argc, char** argv, int first) {
   int64_t n = a.i64("n"), steps = a.i64("steps");
   if (n < 1 || n > 4096) fail("nsvq sample: --n must be in 1..4096");
   cpu_set_threads((int)a.i64("threads"));
-  LdmModel m(a.str("model"), backend_by_name(a.str("device")), a.flag("raw-weights"));
+  LdmModel m(a.str("model"), backend_for(a.str("device"), a.str("precision")), a.flag("raw-weights"));
   std::vector<int32_t> classes;
   if (a.given("class")) {
     int64_t c = a.i64("class");
@@ -128,14 +128,14 @@ int cmd_eval_gen(int argc, char** argv, int first) {
           {"cfg", "", "1.5", "guidance weight of the guided row"},
           {"seed", "", "0", "seed of the starting noise"},
           {"json", "", "", "one JSON object", true},
-          {"device", "", "cpu", "cpu | cuda | cuda:N"},
+          {"device", "", "cpu", "cpu | cuda | cuda:N"}, NSVQ_PRECISION_OPTION,
           {"threads", "t", "0", "CPU threads (0: all cores)"}},
          argc, argv, first);
   if (!a.positional().empty()) fail("nsvq eval-gen: unexpected argument '%s'", a.positional()[0].c_str());
   if (!a.given("model")) fail("nsvq eval-gen: give the latent-diffusion checkpoint with -m CKPT");
   if (!a.given("fd-net")) fail("nsvq eval-gen: give an fd-net with --fd-net FILE (nsvq fd-net train)");
   cpu_set_threads((int)a.i64("threads"));
-  Backend* be = backend_by_name(a.str("device"));
+  Backend* be = backend_for(a.str("device"), a.str("precision"));
   LdmModel m(a.str("model"), be);
   const int nc = m.dit_config().num_classes;
   int64_t n = a.i64("n");

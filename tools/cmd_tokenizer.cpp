@@ -18,12 +18,13 @@ namespace {
 const Opt OPT_MODEL{"model", "m", "", "checkpoint (checkpoint.safetensors[.zst] of a run)"};
 const Opt OPT_RAW{"raw-weights", "", "", "use the trained weights even when the run kept a weight EMA", true};
 const Opt OPT_DEVICE{"device", "", "cpu", "cpu | cuda | cuda:N"};
+const Opt OPT_PRECISION NSVQ_PRECISION_OPTION;
 const Opt OPT_THREADS{"threads", "t", "0", "CPU threads (0: all cores)"};
 
 LoadedTokenizer open_model(const Args& a, const char* cmd) {
   if (a.str("model").empty()) fail("nsvq %s: -m CHECKPOINT is required", cmd);
   cpu_set_threads((int)a.i64("threads"));
-  return tokenizer_load(a.str("model"), backend_by_name(a.str("device")), !a.flag("raw-weights"));
+  return tokenizer_load(a.str("model"), backend_for(a.str("device"), a.str("precision")), !a.flag("raw-weights"));
 }
 
 // One image file as a float [C, R, R] in [-1, 1] for model m; the wrong size or a colour image for
@@ -50,7 +51,7 @@ int cmd_eval(int argc, char** argv, int first) {
          {OPT_MODEL, {"data", "", "", "fmnist | cifar10:DIR | folder:DIR (default: the run's dataset)"},
           {"n", "", "10000", "test images (0: all)"}, {"batch", "", "100", "images per batch"},
           {"fd-net", "", "", "fd-net file (nsvq fd-net train) for the Frechet-distance proxy"},
-          {"json", "", "", "print one JSON object", true}, OPT_RAW, OPT_DEVICE, OPT_THREADS},
+          {"json", "", "", "print one JSON object", true}, OPT_RAW, OPT_DEVICE, OPT_PRECISION, OPT_THREADS},
          argc, argv, first);
   LoadedTokenizer L = open_model(a, "eval");
   TokenizerModel& m = *L.model;
@@ -82,7 +83,7 @@ int cmd_tokenize(int argc, char** argv, int first) {
   Args a("tokenize", "Encodes images (PNG, JPEG, ...) to code indices in a token file (train/tokens.h).",
          {OPT_MODEL, {"output", "o", "", "token file to write (.nsvqt)"},
           {"resize", "", "", "resize and centre-crop images of another size", true}, {"batch", "", "32", "images per batch"},
-          OPT_RAW, OPT_DEVICE, OPT_THREADS},
+          OPT_RAW, OPT_DEVICE, OPT_PRECISION, OPT_THREADS},
          argc, argv, first);
   if (a.str("output").empty()) fail("nsvq tokenize: -o TOKENS.nsvqt is required");
   if (a.positional().empty()) fail("nsvq tokenize: no input images");
@@ -111,7 +112,7 @@ int cmd_tokenize(int argc, char** argv, int first) {
 int cmd_decode(int argc, char** argv, int first) {
   Args a("decode", "Decodes a token file to PNG images (DIR/00000.png, ...).",
          {OPT_MODEL, {"output", "o", "", "folder for the PNGs"}, {"batch", "", "32", "images per batch"}, OPT_RAW,
-          OPT_DEVICE, OPT_THREADS},
+          OPT_DEVICE, OPT_PRECISION, OPT_THREADS},
          argc, argv, first);
   if (a.str("output").empty()) fail("nsvq decode: -o DIR is required");
   if (a.positional().size() != 1) fail("nsvq decode: expected one token file");
@@ -143,7 +144,7 @@ int cmd_decode(int argc, char** argv, int first) {
 int cmd_reconstruct(int argc, char** argv, int first) {
   Args a("reconstruct", "Encodes, quantizes and decodes one image: nsvq reconstruct -m CKPT IN.png -o OUT.png",
          {OPT_MODEL, {"output", "o", "", "PNG to write"}, {"resize", "", "", "resize and centre-crop an image of another size", true},
-          OPT_RAW, OPT_DEVICE, OPT_THREADS},
+          OPT_RAW, OPT_DEVICE, OPT_PRECISION, OPT_THREADS},
          argc, argv, first);
   if (a.str("output").empty()) fail("nsvq reconstruct: -o OUT.png is required");
   if (a.positional().size() != 1) fail("nsvq reconstruct: expected one input image");

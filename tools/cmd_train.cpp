@@ -24,6 +24,7 @@ int cmd_train(int argc, char** argv, int first) {
   opts.push_back({"stop-after", "", "-1", "stop with a checkpoint after this many steps of this invocation (-1: never)"});
   opts.push_back({"quiet", "q", "", "no progress output", true});
   opts.push_back({"device", "", "cpu", "cpu | cuda | cuda:N"});
+  opts.push_back(NSVQ_PRECISION_OPTION);
   opts.push_back({"threads", "t", "0", "CPU threads (0: all cores)"});
   Args a("train", "Trains a VQGAN tokenizer with NSVQ or a baseline quantizer (method.md §3-§5).", opts, argc, argv,
          first);
@@ -52,7 +53,7 @@ int cmd_train(int argc, char** argv, int first) {
     o.out = base;
     for (int k = 2; std::filesystem::exists(o.out); k++) o.out = base + "-" + std::to_string(k);
   }
-  return train_run(cfg, o, backend_by_name(a.str("device")));
+  return train_run(cfg, o, backend_for(a.str("device"), a.str("precision")));
 }
 
 }  // namespace nsvq

@@ -159,6 +159,16 @@ if [ -x "$BIN/nsvq" ]; then
     step "ts-$1-$2" 90 sh -c "\"$BIN/nsvq\" bench train-step --preset $1 --batch $2 --reps 20 --device cuda --json | tee -a $BJ"
     step "torch-$1-$2" 120 sh -c "python3 tools/bench/torch_train_step.py --device cuda --preset $1 --batch $2 --reps 20 | tee -a $BJ"
   done
+  # the same step with TF32 tensor cores, and replayed as a CUDA graph (bitwise check of the graph
+  # replay: a short training run with and without it must write the same checkpoint)
+  step ts-cifar10-256-tf32 90 sh -c "\"$BIN/nsvq\" bench train-step --preset cifar10 --batch 256 --reps 20 --device cuda --precision tf32 --json | tee -a $BJ"
+  step ts-cifar10-256-graph 90 sh -c "NSVQ_CUDA_GRAPH=1 \"$BIN/nsvq\" bench train-step --preset cifar10 --batch 256 --reps 20 --device cuda --json | tee -a $BJ"
+  for gm in 0 1; do
+    rm -rf "$BUILD/graph-$gm"
+    step "train-graph-$gm" 90 env NSVQ_CUDA_GRAPH=$gm "$BIN/nsvq" train --preset fmnist --steps 30 --eval-n 0 \
+      --device cuda -q -o "$BUILD/graph-$gm"
+  done
+  step graph-bitwise 10 cmp "$BUILD/graph-0/checkpoint.safetensors" "$BUILD/graph-1/checkpoint.safetensors"
   step dit-step 60 sh -c "\"$BIN/nsvq\" bench dit-step --batch 256 --reps 20 --device cuda --json | tee -a $BJ"
   step torch-tf32 120 sh -c "python3 tools/bench/torch_train_step.py --device cuda --preset cifar10 --batch 256 --reps 20 --tf32 | tee -a $BJ"
   for d in 16 128; do

@@ -259,6 +259,13 @@ class CudaBackend : public Backend {
   // Backends live until the process ends (never destroyed: the CUDA runtime may already be torn
   // down when static destructors run).
 
+  void set_precision(const std::string& p) override {
+    if (p == "bf16") fail("--precision bf16 is not implemented yet (fp32 or tf32)");
+    if (p != "fp32" && p != "tf32") fail("unknown precision '%s' (expected fp32 or tf32)", p.c_str());
+    CUBLAS_CHECK(cublasSetMathMode(st_.cublas, p == "tf32" ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    precision_ = p;
+  }
+
   BackendKind kind() const override { return BK_CUDA; }
   std::string name() const override { return name_; }
   size_t alignment() const override { return 256; }

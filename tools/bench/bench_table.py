@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # tools/bench/bench_table.py BENCH.jsonl — the short table device-check prints last: every
 # benchmark JSON line (nsvq and PyTorch) as name / mode / ms / rate, then the ratios the GPU issue
-# targets: nsvq's train step against PyTorch eager at the same preset and batch, and the
+# targets: nsvq's train step (each precision / graph mode) against PyTorch (eager fp32, eager and
+# compiled tf32) at the same preset and batch, and the
 # nearest-code search against cuBLAS GEMM of the same shape.
 import json, sys
 
@@ -20,10 +21,11 @@ for r in rows:
 ms = {(r["name"], r.get("mode", "nsvq")): r["ms_median"] for r in rows}
 print()
 for (name, mode), t in sorted(ms.items()):
-    if name.startswith("train-step") and mode == "nsvq":
-        tt = ms.get(("torch " + name, "eager fp32"))
-        if tt:
-            print("%-30s nsvq %.2f ms vs torch eager fp32 %.2f ms: nsvq %.2fx as fast" % (name, t, tt, tt / t))
+    if name.startswith("train-step") and mode.startswith("nsvq"):  # "nsvq fp32", "nsvq tf32", "nsvq fp32+graph"
+        for tm in ("eager fp32", "eager tf32", "compile tf32"):
+            tt = ms.get(("torch " + name, tm))
+            if tt:
+                print("%-24s %-16s %.2f ms vs torch %-12s %.2f ms: nsvq %.2fx as fast" % (name, mode, t, tm, tt, tt / t))
 gemm = {r["name"].split()[1]: r["ms_median"] for r in rows if r["name"].startswith("gemm ")}
 for r in rows:
     if r["name"].startswith("vq "):

@@ -369,7 +369,7 @@ enum cublasStatus_t {
   CUBLAS_STATUS_LICENSE_ERROR = 16
 };
 enum cublasOperation_t { CUBLAS_OP_N, CUBLAS_OP_T };
-enum cublasMath_t { CUBLAS_DEFAULT_MATH };
+enum cublasMath_t { CUBLAS_DEFAULT_MATH, CUBLAS_TF32_TENSOR_OP_MATH };  // TF32: the emulator computes in fp32
 enum cublasPointerMode_t { CUBLAS_POINTER_MODE_HOST };
 inline cublasStatus_t cublasCreate(cublasHandle_t* h) {
   *h = (void*)1;
