@@ -21,7 +21,7 @@ void conv_direct_forward(const ConvGeom& g, const float* x, const float* w, cons
 bool conv_wgrad_eligible(const ConvGeom& g);
 size_t conv_wgrad_scratch(const ConvGeom& g);
 void conv_wgrad(const ConvGeom& g, const float* x, const float* gy, float* dw, void* scratch, int nthreads);
-// Floats of packed images one pass may hold (default 4 Mi = 16 MiB; tests lower it to force groups).
+// Floats of packed images one pass may hold (default 2 Mi = 8 MiB; tests lower it to force groups).
 int64_t& conv_wgrad_budget();
 
 }  // namespace nsvq

@@ -160,7 +160,7 @@ NSVQ_AVX512 void pack_grad(const ConvGeom& g, const WgPlan& p, const float* gy, 
 }  // namespace
 
 int64_t& conv_wgrad_budget() {
-  static int64_t floats = (int64_t)4 << 20;  // 16 MiB of packed images
+  static int64_t floats = (int64_t)2 << 20;  // 8 MiB of packed images
   return floats;
 }
 
