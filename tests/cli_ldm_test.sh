@@ -57,7 +57,7 @@ done
 cp "$tmp/fd.safetensors" "$tmp/gt/fdnet.safetensors"
 G="$(dirname "$0")/../tools/experiments/gen_table.sh --nsvq $nsvq --table $tmp/gt --codes 32 --quantizers"
 expect_ok "generation table" "| vq | " $G "nsvq vq" --steps 6 --n 20 -- --n-train 300 --batch 16 --log-every 2
-for f in table.md samples-nsvq.png samples-vq.png nsvq/eval-gen.json; do check "gen table $f" test -s "$tmp/gt/gen-K32/$f"; done
+for f in table.md samples-nsvq.png samples-raw-vq.png nsvq/eval-gen-ema.json vq/eval-gen-raw.json; do check "gen table $f" test -s "$tmp/gt/gen-K32/$f"; done
 check "gen table class accuracy" grep -q '% |$' "$tmp/gt/gen-K32/table.md"
 expect_fail "generation table without a table" "no finished tokenizer run" $G "simvq" --steps 6 --n 20
 

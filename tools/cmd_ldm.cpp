@@ -128,6 +128,7 @@ int cmd_eval_gen(int argc, char** argv, int first) {
           {"cfg", "", "1.5", "guidance weight of the guided row"},
           {"seed", "", "0", "seed of the starting noise"},
           {"json", "", "", "one JSON object", true},
+          {"raw-weights", "", "", "sample with the trained weights instead of their EMA", true},
           {"device", "", "cpu", "cpu | cuda | cuda:N"}, NSVQ_PRECISION_OPTION,
           {"threads", "t", "0", "CPU threads (0: all cores)"}},
          argc, argv, first);
@@ -136,7 +137,7 @@ int cmd_eval_gen(int argc, char** argv, int first) {
   if (!a.given("fd-net")) fail("nsvq eval-gen: give an fd-net with --fd-net FILE (nsvq fd-net train)");
   cpu_set_threads((int)a.i64("threads"));
   Backend* be = backend_for(a.str("device"), a.str("precision"));
-  LdmModel m(a.str("model"), be);
+  LdmModel m(a.str("model"), be, a.flag("raw-weights"));
   const int nc = m.dit_config().num_classes;
   int64_t n = a.i64("n");
   if (n < 2 * nc || n % nc) fail("nsvq eval-gen: --n must be a multiple of %d classes and at least %d", nc, 2 * nc);
@@ -179,8 +180,10 @@ int cmd_eval_gen(int argc, char** argv, int first) {
   const double fd_g = fd_proxy(fr, fg), fd_p = fd_proxy(fr, fp);
   if (a.flag("json"))
     printf("{\"samples\": %lld, \"steps\": %lld, \"cfg\": %g, \"fd_proxy_guided\": %.6g, \"fd_proxy_unguided\": %.6g, "
-           "\"class_acc_guided\": %.4f, \"class_acc_unguided\": %.4f, \"class_acc_test\": %.4f, \"ldm_step\": %lld}\n",
-           (long long)n, (long long)a.i64("steps"), w, fd_g, fd_p, acc_g, acc_p, acc_r, (long long)m.step());
+           "\"class_acc_guided\": %.4f, \"class_acc_unguided\": %.4f, \"class_acc_test\": %.4f, \"ldm_step\": %lld, "
+           "\"weights\": \"%s\"}\n",
+           (long long)n, (long long)a.i64("steps"), w, fd_g, fd_p, acc_g, acc_p, acc_r, (long long)m.step(),
+           a.flag("raw-weights") ? "raw" : "ema");
   else
     printf("eval-gen: %lld class-balanced samples vs %lld test images (DDIM %lld steps): fd_proxy %.4g with guidance %g, "
            "%.4g without (a proxy: only comparable with the same fd-net); fd-net class accuracy %.1f%% / %.1f%% "

@@ -45,7 +45,7 @@ struct LdmConfig {
   int64_t n_train = 0;          // use the first n training images (0: all)
   std::string dit = "tier1";
   int64_t steps = 10000, batch = 64;
-  double lr = 1e-4, weight_decay = 0.0, ema = 0.999, class_dropout = 0.1;
+  double lr = 1e-3, weight_decay = 0.0, ema = 0.999, class_dropout = 0.1;  // lr: see docs/ldm.md
   int64_t T = 1000;
   double beta_start = 0.0015, beta_end = 0.0195;
   int64_t seed = 0, log_every = 50, ckpt_every = 1000, scale_n = 10000;

@@ -2,9 +2,10 @@
 # tools/experiments/gen_table.sh — the generation table of issue #7: the same class-conditional DiT
 # (tier 1) trained on the latents of each tokenizer of a comparison table (tools/experiments/table.sh),
 # then `nsvq eval-gen` (fd_proxy and fd-net class accuracy of class-balanced samples, with and without
-# guidance) against the table's fd-net; writes OUT/table.md and OUT/samples-<quantizer>.png.
-# Resumable: a run with samples.png has finished training, one with eval-gen.json has been evaluated,
-# one with a checkpoint is resumed.
+# guidance) against the table's fd-net, with the weight EMA and with the trained weights; writes
+# OUT/table.md, OUT/samples-<quantizer>.png (EMA) and OUT/samples-raw-<quantizer>.png.
+# Resumable: a run with samples.png has finished training, one with eval-gen-{ema,raw}.json has been
+# evaluated, one with a checkpoint is resumed.
 #   tools/experiments/gen_table.sh --table DIR [--codes K] [--quantizers "nsvq simvq vq"] [--seed S]
 #                                  [--steps N] [--n N] [--out DIR] [--nsvq BIN] [-t THREADS] [-- ldm-train options...]
 # Defaults: K 1024, quantizers nsvq simvq vq, tokenizer seed 0, 10,000 steps, 2,000 samples, out
@@ -54,24 +55,33 @@ for Q in $QUANTS; do
       "$BIN" ldm-train -m "$TOK/checkpoint.safetensors" -o "$R" --steps "$STEPS" -t "$THREADS" -q "${EXTRA[@]}"
     fi
   fi
-  if [ ! -f "$R/eval-gen.json" ]; then
-    "$BIN" eval-gen -m "$R/checkpoint.safetensors" --fd-net "$FD" --n "$N" -t "$THREADS" --json >"$R/eval-gen.json.tmp"
-    mv "$R/eval-gen.json.tmp" "$R/eval-gen.json"
-  fi
+  for W in ema raw; do  # the weight EMA (what samples.png shows) and the trained weights
+    J=$R/eval-gen-$W.json RAW=()
+    [ $W = raw ] && RAW=(--raw-weights)
+    if [ ! -f "$J" ]; then
+      "$BIN" eval-gen -m "$R/checkpoint.safetensors" --fd-net "$FD" --n "$N" -t "$THREADS" --json "${RAW[@]}" >"$J.tmp"
+      mv "$J.tmp" "$J"
+    fi
+  done
   cp "$R/samples.png" "$OUT/samples-$Q.png"
+  [ -f "$OUT/samples-raw-$Q.png" ] ||
+    "$BIN" sample -m "$R/checkpoint.safetensors" --all-classes --n 8 --raw-weights -t "$THREADS" -o "$OUT/samples-raw-$Q.png" >/dev/null
 done
 {
-  echo "| tokenizer | codes used | recon. PSNR | recon. fd_proxy | DiT loss (last 500 steps) | gen. fd_proxy (cfg 1.5) | gen. fd_proxy (no guidance) | class acc. (cfg 1.5) | class acc. (no guidance) |"
-  echo "|---|---|---|---|---|---|---|---|---|"
+  echo "| tokenizer | codes used | recon. PSNR | recon. fd_proxy | DiT loss (last 500 steps) | weights | gen. fd_proxy (cfg 1.5) | gen. fd_proxy (no guidance) | class acc. (cfg 1.5) | class acc. (no guidance) |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
   for Q in $QUANTS; do
-    T=$TABLE/$Q-K$K-s$SEED/eval.json G=$OUT/$Q/eval-gen.json
+    T=$TABLE/$Q-K$K-s$SEED/eval.json
     loss=$(grep '"loss"' "$OUT/$Q/metrics.jsonl" | tail -10 | sed -E 's/.*"loss": ([-0-9.e+]+).*/\1/' |
       awk '{ s += $1; n++ } END { printf "%.4f", s / n }')
-    echo "| $Q | $(field "$T" utilization 100 %.1f%%) | $(field "$T" psnr 1 %.2f) | $(field "$T" fd_proxy) | $loss |" \
-      "$(field "$G" fd_proxy_guided) | $(field "$G" fd_proxy_unguided) | $(field "$G" class_acc_guided 100 %.1f%%) |" \
-      "$(field "$G" class_acc_unguided 100 %.1f%%) |"
+    for W in ema raw; do
+      G=$OUT/$Q/eval-gen-$W.json
+      echo "| $Q | $(field "$T" utilization 100 %.1f%%) | $(field "$T" psnr 1 %.2f) | $(field "$T" fd_proxy) | $loss | $W |" \
+        "$(field "$G" fd_proxy_guided) | $(field "$G" fd_proxy_unguided) | $(field "$G" class_acc_guided 100 %.1f%%) |" \
+        "$(field "$G" class_acc_unguided 100 %.1f%%) |"
+    done
   done
-  G=$OUT/$(set -- $QUANTS; echo "$1")/eval-gen.json
+  G=$OUT/$(set -- $QUANTS; echo "$1")/eval-gen-ema.json
   echo
   echo "fd-net class accuracy on the $N test images: $(field "$G" class_acc_test 100 %.1f%%)."
 } >"$OUT/table.md"
