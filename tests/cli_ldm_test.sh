@@ -48,6 +48,8 @@ check "another seed differs" test "$(cmp "$tmp/s1.png" "$tmp/s3.png" | wc -l)" -
 expect_ok "one class, no guidance" "3 images (1 class x 3" "$nsvq" sample -m "$M" --class 4 --n 3 --steps 5 --cfg 1 -o "$tmp/s4.png"
 run_ok "fd-net" "$nsvq" fd-net train --epochs 1 -o "$tmp/fd.safetensors"
 expect_ok "eval-gen" '"class_acc_guided"' "$nsvq" eval-gen -m "$M" --fd-net "$tmp/fd.safetensors" --n 20 --steps 3 --json
+acc=$(grep -o '"class_acc_test": [0-9.]*' "$tmp/out" | cut -d' ' -f2)
+check "the fd-net classifies the test images it is given ($acc)" awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.6) }'
 
 # ---- the generation table in miniature (tools/experiments/gen_table.sh): two tokenizers of a table folder
 for q in nsvq vq; do

@@ -149,11 +149,13 @@ int cmd_eval_gen(int argc, char** argv, int first) {
                                        (long long)test.C, (long long)test.S, (long long)C, (long long)R);
   std::vector<float> real((size_t)(n * per));
   std::vector<int64_t> taken((size_t)nc, 0);
+  std::vector<int32_t> real_labels;  // in test-set order (not sorted by class)
   int64_t got = 0;
   for (int64_t i = 0; i < test.size() && got < n; i++) {
     int32_t c = test.labels[(size_t)i];
     if (c < 0 || c >= nc || taken[(size_t)c] >= per_class) continue;
     dataset_sample(test, i, real.data() + got * per, false, 0);
+    real_labels.push_back(c);
     taken[(size_t)c]++;
     got++;
   }
@@ -164,19 +166,19 @@ int cmd_eval_gen(int argc, char** argv, int first) {
   // fd-net features (for fd_proxy) and predicted classes (class_acc: the share of images the fd-net puts
   // in the class they were drawn for, a check that samples are recognisable by class)
   FdFeatures fx(a.str("fd-net"), be);
-  auto judge = [&](const std::vector<float>& imgs, FeatureStats& st) {
+  auto judge = [&](const std::vector<float>& imgs, const std::vector<int32_t>& want, FeatureStats& st) {
     std::vector<int32_t> cls;
     std::vector<float> f = fx.extract(imgs.data(), n, C, R, &cls);
     st.add(f.data(), n);
     int64_t hit = 0;
-    for (int64_t i = 0; i < n; i++) hit += cls[(size_t)i] == labels[(size_t)i];
+    for (int64_t i = 0; i < n; i++) hit += cls[(size_t)i] == want[(size_t)i];
     return (double)hit / (double)n;
   };
   FeatureStats fr(fx.feature_dim()), fg(fx.feature_dim()), fp(fx.feature_dim());
-  const double acc_r = judge(real, fr);
+  const double acc_r = judge(real, real_labels, fr);
   double w = a.f64("cfg");
-  const double acc_g = judge(m.sample(labels, a.i64("steps"), w, (uint64_t)a.i64("seed")), fg);
-  const double acc_p = judge(m.sample(labels, a.i64("steps"), 1.0, (uint64_t)a.i64("seed")), fp);
+  const double acc_g = judge(m.sample(labels, a.i64("steps"), w, (uint64_t)a.i64("seed")), labels, fg);
+  const double acc_p = judge(m.sample(labels, a.i64("steps"), 1.0, (uint64_t)a.i64("seed")), labels, fp);
   const double fd_g = fd_proxy(fr, fg), fd_p = fd_proxy(fr, fp);
   if (a.flag("json"))
     printf("{\"samples\": %lld, \"steps\": %lld, \"cfg\": %g, \"fd_proxy_guided\": %.6g, \"fd_proxy_unguided\": %.6g, "
