@@ -737,23 +737,7 @@ NSVQ_AVX512 void wino_input(const ConvGeom& g, const WPlan& w, const Sub* subs, 
 template <int NV>
 NSVQ_AVX512 void wino_gemm(int64_t C, const float* __restrict pa, const float* __restrict vb, float* __restrict m) {
   __m512 acc[MR][NV];
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; r++)
-#pragma GCC unroll 3
-    for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
-#pragma GCC unroll 2
-  for (int64_t c = 0; c < C; c++) {
-    __m512 bv[NV];
-#pragma GCC unroll 3
-    for (int v = 0; v < NV; v++) bv[v] = _mm512_load_ps(vb + c * WTB + 16 * v);
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; r++) {
-      const __m512 av = _mm512_set1_ps(pa[r]);
-#pragma GCC unroll 3
-      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
-    }
-    pa += MR;
-  }
+  fma_tile<MR, NV>(acc, C, pa, MR, vb, WTB);
 #pragma GCC unroll 8
   for (int r = 0; r < MR; r++)
 #pragma GCC unroll 3

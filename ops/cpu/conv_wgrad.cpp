@@ -59,24 +59,7 @@ template <int R, int NV>
 NSVQ_AVX512 void wg_tile(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc,
                          int rows, const __mmask16* m, bool accumulate) {
   __m512 acc[R][NV];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
-#pragma GCC unroll 2
-  for (int64_t k = 0; k < kc; k++) {
-    __m512 bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) bv[v] = _mm512_load_ps(b + 16 * v);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; r++) {
-      const __m512 av = _mm512_set1_ps(a[r]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
-    }
-    a += R;
-    b += 16 * NV;
-  }
+  fma_tile<R, NV>(acc, kc, a, R, b, 16 * NV);
 #pragma GCC unroll 16
   for (int r = 0; r < R; r++) {
     if (r >= rows) break;

@@ -1,6 +1,7 @@
 // ops/cpu/simd512.h — AVX-512 helpers of the hand-written CPU kernels (call only after cpu_has_avx512()):
 // exp512, the 16-lane form of nsvq_expf (same range reduction and polynomial, same special values), and
-// store_lanes, a masked store that is a plain store when every lane is on.
+// store_lanes, a masked store that is a plain store when every lane is on, and fma_tile, the register
+// tile of the GEMM-like kernels.
 #pragma once
 #include <immintrin.h>
 #include "ops/cpu/cpu_kernels.h"
@@ -35,6 +36,31 @@ NSVQ_AVX512 inline void store_lanes(float* p, __mmask16 m, __m512 v) {
     _mm512_storeu_ps(p, v);
   else
     _mm512_mask_storeu_ps(p, m, v);
+}
+
+// The register tile of the hand-written GEMM-like kernels: acc[r][v] = sum over kc steps of
+// a[r] * b[16v .. 16v + 15], a advancing by `as` floats and b (64-byte aligned rows) by `bs` per step.
+template <int R, int NV>
+NSVQ_AVX512 inline void fma_tile(__m512 (&acc)[R][NV], int64_t kc, const float* __restrict a, int64_t as,
+                                 const float* __restrict b, int64_t bs) {
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; k++) {
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++) {
+      const __m512 av = _mm512_set1_ps(a[r]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+    a += as;
+    b += bs;
+  }
 }
 
 }  // namespace nsvq
