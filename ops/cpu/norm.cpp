@@ -220,20 +220,11 @@ NSVQ_CLONES void run_sums(const float* __restrict x, const float* __restrict gy,
   } else {
     float a[16] = {}, b[16] = {};
     int64_t i = 0;
-    if (SILU && stash) {
-      for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) {
-          float xh = (x[i + j] - mean) * rstd;
-          float gp = g_pre<SILU>(gy[i + j], xh, ga[0], be[0]);
-          stash[i + j] = gp;
-          a[j] += gp * xh;
-          b[j] += gp;
-        }
-    }
     for (; i + 16 <= n; i += 16)
       for (int j = 0; j < 16; j++) {
         float xh = (x[i + j] - mean) * rstd;
         float gp = g_pre<SILU>(gy[i + j], xh, ga[0], be[0]);
+        if (SILU && stash) stash[i + j] = gp;
         a[j] += gp * xh;
         b[j] += gp;
       }
