@@ -110,6 +110,7 @@ class Graph {
   // step's launches cost one call). Default: on when NSVQ_CUDA_GRAPH=1. No effect on the CPU or
   // while profiling; falls back to normal launches when the backend cannot capture.
   void set_replay(bool on) { replay_on_ = on; }
+  bool replay_on() const { return replay_on_; }  // asked for (set_replay or NSVQ_CUDA_GRAPH); CUDA only
   std::string profile_report() const;  // total ms per op name over the profiled computes, largest first
   bool planned() const { return planned_; }
 

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include "engine/rng.h"
 #include "models/discriminator.h"
 #include "models/dit.h"
@@ -85,8 +84,7 @@ int bench_train_step(int argc, char** argv, int first) {
   char name[128];
   snprintf(name, sizeof name, "train-step %s b%lld", preset.c_str(), (long long)B);
   // mode: the matrix precision, "+graph" when the step was replayed as a CUDA graph (NSVQ_CUDA_GRAPH=1)
-  const char* gr = getenv("NSVQ_CUDA_GRAPH");
-  std::string mode = "nsvq " + be->precision() + (be->kind() == BK_CUDA && gr && *gr && strcmp(gr, "0") != 0 ? "+graph" : "");
+  std::string mode = "nsvq " + be->precision() + (be->kind() == BK_CUDA && g.replay_on() ? "+graph" : "");
   if (a.flag("json"))
     printf("{\"name\": \"%s\", \"mode\": \"%s\", \"ms_median\": %.3f, \"img_per_s\": %.2f, \"peak_rss_mb\": %.1f, "
            "\"threads\": %d, \"device\": \"%s\"}\n",
