@@ -2,7 +2,7 @@
 # tests/cli_train_test.sh — end to end through the command line, kept small: train a few dozen
 # steps, stop and resume and compare with an uninterrupted run bit for bit (plain and zstd), all five
 # quantizers, tokenize -> decode equals reconstruct, eval/info on the checkpoint, the outputs of a
-# run, the experiment pipeline in miniature (tools/experiments/table.sh + nsvq report), and a one-line error with a non-zero exit (nothing written over) for every bad input.
+# run, the experiment pipeline in miniature (tools/experiments/table.sh, studies.sh + nsvq report), and a one-line error with a non-zero exit (nothing written over) for every bad input.
 # Usage: cli_train_test.sh NSVQ
 set -u
 nsvq=${1:?usage: cli_train_test.sh path/to/nsvq}
@@ -52,6 +52,24 @@ done
 run_ok "table rerun keeps finished runs" "$root/tools/experiments/table.sh" --nsvq "$nsvq" --preset quickstart --steps 4 \
   --codes "16 32" --quantizers "vq nsvq" --seeds "0 1" --eval-n 40 --no-fd-net --out "$tmp/table"
 expect_fail "report of a non-run" "not a training run folder" "$nsvq" report -o "$tmp/rep2" "$tmp/table/report"
+# ---- the studies in miniature (tools/experiments/studies.sh): stress test at m = 2, ablation, sensitivity + reports
+run_ok "experiment studies" "$root/tools/experiments/studies.sh" --nsvq "$nsvq" --preset quickstart --steps 10 --codes 16 \
+  --eval-n 20 --no-fd-net --m 2 --studies "stress ablation sensitivity" --out "$tmp/st" -- --probe 16
+S=$tmp/st
+check "stress rows by m" grep -q '^| nsvq | 2 | 0 |' "$S/report-stress/report.md"
+check "stress default row" grep -q '^| nsvq | 1 | 0 |' "$S/report-stress/report.md"
+for f in util_vs_encoder-lr-mult_fmnist_K16_10.svg psnr_vs_encoder-lr-mult_fmnist_K16_10.svg drift_fmnist_K16_10.svg; do
+  check "stress $f" test -s "$S/report-stress/$f"
+done
+check "ablation rows in order" diff <(grep -o '^| nsvq | o[nf]* | o[nf]* | [0-9]* | o[nf]* |' "$S/report-ablation/report.md") \
+  <(printf '| nsvq | on | off | 10 | off |\n| nsvq | on | on | 10 | off |\n| nsvq | on | on | 5 | off |\n| nsvq | on | on | 5 | on |\n')
+check "ablation: nsvq options do not apply to vq" grep -q '^| vq | — | — | 10 | — |' "$S/report-ablation/report.md"
+check "sensitivity lambda rows" test "$(grep -c '^| nsvq | 0\.[0-9]* | 0 |' "$S/report-sensitivity-lambda/report.md")" -eq 5
+for f in tau-decay stage1 replace-threshold; do check "sensitivity $f" test -s "$S/report-sensitivity-$f/psnr_vs_${f}_fmnist_K16_10.svg"; done
+expect_fail "report mixing options" "differ in --encoder-lr-mult" "$nsvq" report -o "$tmp/rep4" "$S/stress/nsvq-m1-s0" "$S/stress/nsvq-m2-s0"
+expect_fail "report --by unknown" "no such training option" "$nsvq" report --by nope -o "$tmp/rep4" "$S/stress/nsvq-m1-s0"
+expect_fail "report the same run twice" "same run" "$nsvq" report -o "$tmp/rep4" "$S/stress/nsvq-m1-s0" "$S/stress/nsvq-m1-s0"
+expect_fail "studies: unknown study" "unknown study" "$root/tools/experiments/studies.sh" --nsvq "$nsvq" --studies nope
 run_ok "adaptive adversarial weight" "$nsvq" train --preset quickstart -q --steps 4 --codes 64 --eval-n 0 \
   --disc-start 0 --adv adaptive --gan-loss ns --out "$tmp/adaptive"
 check "adaptive lambda logged" grep -q '"lambda_adv"' "$tmp/adaptive/metrics.jsonl"

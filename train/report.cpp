@@ -221,99 +221,252 @@ RunSummary read_run(const std::string& dir) {
   return r;
 }
 
-std::string write_report(const std::vector<RunSummary>& runs, const std::string& out) {
+namespace {
+
+// The options of train_fields() that may differ between the seeds of one row without changing the
+// experiment (logging and checkpoint cadence).
+bool bookkeeping_field(const std::string& n) {
+  return n == "seed" || n == "log-every" || n == "drift-every" || n == "ckpt-every" || n == "zstd" || n == "eval-batch";
+}
+
+// One row of a table: a quantizer and the values of the --by options; its runs are the seeds.
+struct Row {
+  std::string q, label;  // label: "nsvq" or "nsvq encoder-lr-mult=2"
+  std::vector<std::string> vals;
+  size_t first = 0;  // index of its first run on the command line
+  std::vector<const RunSummary*> rs;
+};
+
+// Orders rows by quantizer, then by the --by value (numerically for numbers) when there is one, by
+// the command line when there are several (an ablation lists its steps in order).
+bool row_less(const Row& a, const Row& b) {
+  if (quant_rank(a.q) != quant_rank(b.q)) return quant_rank(a.q) < quant_rank(b.q);
+  if (a.q != b.q) return a.q < b.q;
+  if (a.vals.size() > 1) return a.first < b.first;
+  for (size_t i = 0; i < a.vals.size(); i++) {
+    if (a.vals[i] == b.vals[i]) continue;
+    char *ea = nullptr, *eb = nullptr;
+    double x = strtod(a.vals[i].c_str(), &ea), y = strtod(b.vals[i].c_str(), &eb);
+    if (!*ea && !*eb) return x < y;
+    return a.vals[i] < b.vals[i];
+  }
+  return false;
+}
+
+// A per-step series of every row (first seed) in one plot, or one plot per quantizer when there are
+// more rows than a legend can tell apart. Returns the markdown image lines.
+std::string step_plots(const std::vector<Row>& rows, bool by, const std::string& out, const std::string& tag,
+                       const std::string& what, const char* group, const char* key, const std::string& title,
+                       const std::string& ylabel, bool log_y, double y_min, double y_max) {
+  std::map<std::string, std::vector<const Row*>> per_q;
+  for (const Row& r : rows) per_q[r.q].push_back(&r);
+  bool split = by && rows.size() > 6 && per_q.size() > 1;
+  std::vector<std::pair<std::string, std::vector<const Row*>>> plots;
+  if (split) {
+    for (const Row& r : rows)
+      if (plots.empty() || plots.back().first != r.q) plots.push_back({r.q, per_q[r.q]});
+  } else {
+    std::vector<const Row*> all;
+    for (const Row& r : rows) all.push_back(&r);
+    plots.push_back({"", all});
+  }
+  std::string md;
+  for (auto& [q, rs] : plots) {
+    LinePlot p;
+    p.title = title + (q.empty() ? "" : ", " + q);
+    p.xlabel = "step";
+    p.ylabel = ylabel;
+    p.log_y = log_y;
+    p.y_min = y_min;
+    p.y_max = y_max;
+    bool any = false;
+    for (const Row* r : rs) {
+      PlotSeries s;
+      s.label = q.empty() ? r->label : r->label.substr(r->q.size() + 1);
+      std::vector<double> x, y = series_of(r->rs[0]->metrics, group, key, x);
+      for (size_t i = 0; i < y.size(); i++)
+        if (!log_y || y[i] > 0) {  // a drift of 0 (first probe, frozen encoder) has no place on a log axis
+          s.x.push_back(x[i]);
+          s.y.push_back(y[i]);
+        }
+      any |= !s.y.empty();
+      p.series.push_back(s);
+    }
+    if (!any) continue;
+    std::string file = what + "_" + tag + (q.empty() ? "" : "_" + slug(q)) + ".svg";
+    write_svg(out + "/" + file, svg_line_plot(p));
+    md += "![" + what + (q.empty() ? "" : " " + q) + "](" + file + ")\n";
+  }
+  return md;
+}
+
+}  // namespace
+
+std::string write_report(const std::vector<RunSummary>& runs, const std::string& out, const std::vector<std::string>& by) {
+  std::vector<const TrainField*> byf;
+  for (const std::string& n : by) {
+    const TrainField* f = nullptr;
+    for (const TrainField& t : train_fields())
+      if (t.name == n) f = &t;
+    if (!f) fail("--by %s: no such training option (nsvq train --help lists them)", n.c_str());
+    if (f->name == "quantizer" || f->name == "codes" || f->name == "steps" || f->name == "data" || f->name == "model" ||
+        f->name == "seed")
+      fail("--by %s: already told apart (rows are quantizers, tables are data/model/K/steps, seeds are averaged)",
+           n.c_str());
+    byf.push_back(f);
+  }
   fs::create_directories(out);
-  // sections: (data, model, K, steps); rows: quantizer; cells: the seeds
+  // sections: (data, model, K, steps); rows: quantizer and the --by values; cells: the seeds
   using Section = std::tuple<std::string, std::string, int64_t, int64_t>;
-  std::map<Section, std::map<std::string, std::vector<const RunSummary*>>> sec;
+  std::map<Section, std::map<std::string, Row>> sec;
   for (const RunSummary& r : runs) {
     if (!r.evaluated) fail("%s: no eval.json (unfinished run, or trained with --eval-n 0)", r.dir.c_str());
-    sec[{r.cfg.data, r.cfg.model, r.cfg.codes, r.cfg.steps}][r.cfg.quantizer].push_back(&r);
+    Row key;
+    key.q = key.label = r.cfg.quantizer;
+    key.first = (size_t)(&r - runs.data());
+    for (size_t i = 0; i < byf.size(); i++) {
+      // an option of another quantizer ("nsvq: ..." in its help) does not apply: shown as —
+      const std::string& h = byf[i]->help;
+      size_t colon = h.find(": ");
+      bool other = colon != std::string::npos && colon < 8 && h.compare(0, colon, r.cfg.quantizer) != 0;
+      key.vals.push_back(other ? "—" : byf[i]->get(r.cfg));
+      key.label += (i ? ", " : " ") + byf[i]->name + "=" + key.vals.back();
+    }
+    Row& row = sec[{r.cfg.data, r.cfg.model, r.cfg.codes, r.cfg.steps}].try_emplace(key.label, key).first->second;
+    // the seeds of a row must be the same experiment: anything else would be averaged silently
+    if (!row.rs.empty()) {
+      const RunSummary& a = *row.rs[0];
+      for (const TrainField& t : train_fields()) {
+        if (bookkeeping_field(t.name) || t.get(a.cfg) == t.get(r.cfg)) continue;
+        fail("%s and %s differ in --%s (%s vs %s): pass --by %s to compare them, or report them apart",
+             a.dir.c_str(), r.dir.c_str(), t.name.c_str(), t.get(a.cfg).c_str(), t.get(r.cfg).c_str(), t.name.c_str());
+      }
+      for (const RunSummary* o : row.rs)
+        if (o->cfg.seed == r.cfg.seed) fail("%s and %s are the same run (seed %lld)", o->dir.c_str(), r.dir.c_str(),
+                                           (long long)r.cfg.seed);
+    }
+    row.rs.push_back(&r);
   }
   std::ostringstream md;
   md << "<!-- written by nsvq report -->\n";
-  // utilization / PSNR against K per (data, model, steps), one line per quantizer
-  std::map<std::tuple<std::string, std::string, int64_t>, std::map<std::string, std::vector<std::pair<double, Stat>>>> vsk_u,
-      vsk_p;
-  for (auto& [key, rows] : sec) {
+  // utilization / PSNR against K per (data, model, steps), one line per row label
+  using Pts = std::vector<std::pair<double, Stat>>;
+  std::map<std::tuple<std::string, std::string, int64_t>, std::map<std::string, std::pair<Row, Pts>>> vsk_u, vsk_p;
+  for (auto& [key, rowmap] : sec) {
     const auto& [data, model, K, steps] = key;
-    std::vector<std::pair<std::string, std::vector<const RunSummary*>>> ordered(rows.begin(), rows.end());
-    std::sort(ordered.begin(), ordered.end(),
-              [](const auto& a, const auto& b) { return quant_rank(a.first) < quant_rank(b.first); });
-    const RunSummary& r0 = *ordered[0].second[0];
+    std::vector<Row> ordered;
+    for (auto& kv : rowmap) ordered.push_back(kv.second);
+    std::sort(ordered.begin(), ordered.end(), row_less);
+    const RunSummary& r0 = *ordered[0].rs[0];
     md << "\n### " << data << " (" << model << " autoencoder), K = " << K << ", " << steps << " steps\n\n";
     md << "Test set: " << r0.images << " images. Seeds per row in the `seeds` column; with several seeds a cell is "
        << "mean ± half the range.\n\n";
-    md << "| quantizer | seeds |";
+    md << "| quantizer |";
+    for (const TrainField* f : byf) md << " " << f->name << " |";
+    md << " seeds |";
     for (const Col& c : COLS) md << " " << c.head << " |";
-    md << " train time |\n|---|---|";
-    for (size_t i = 0; i < std::size(COLS); i++) md << "---|";
-    md << "---|\n";
-    for (auto& [q, rs] : ordered) {
+    md << " train time |\n|---|";
+    for (size_t i = 0; i < byf.size() + std::size(COLS) + 2; i++) md << "---|";
+    md << "\n";
+    for (Row& row : ordered) {
+      std::sort(row.rs.begin(), row.rs.end(), [](const RunSummary* a, const RunSummary* b) { return a->cfg.seed < b->cfg.seed; });
       std::string seeds;
-      for (const RunSummary* r : rs) seeds += (seeds.empty() ? "" : ",") + std::to_string(r->cfg.seed);
-      md << "| " << q << " | " << seeds << " |";
+      for (const RunSummary* r : row.rs) seeds += (seeds.empty() ? "" : ",") + std::to_string(r->cfg.seed);
+      md << "| " << row.q << " |";
+      for (const std::string& v : row.vals) md << " " << v << " |";
+      md << " " << seeds << " |";
       for (const Col& c : COLS) {
-        Stat s = stat_of(rs, c.get);
-        md << " " << (s.ok ? fmt(c.f, s.mean) + (rs.size() > 1 ? " ± " + fmt(c.f, s.half) : "") : "—") << " |";
+        Stat s = stat_of(row.rs, c.get);
+        md << " " << (s.ok ? fmt(c.f, s.mean) + (row.rs.size() > 1 ? " ± " + fmt(c.f, s.half) : "") : "—") << " |";
       }
-      Stat t = stat_of(rs, [](const RunSummary& r) { return r.train_s; });
+      Stat t = stat_of(row.rs, [](const RunSummary& r) { return r.train_s; });
       md << " " << fmt_time(t.mean) << " |\n";
-      vsk_u[{data, model, steps}][q].push_back({(double)K, stat_of(rs, COLS[0].get)});
-      vsk_p[{data, model, steps}][q].push_back({(double)K, stat_of(rs, COLS[3].get)});
+      for (auto [m, col] : {std::pair{&vsk_u, 0}, std::pair{&vsk_p, 3}}) {
+        auto& e = (*m)[{data, model, steps}].try_emplace(row.label, std::pair<Row, Pts>{row, {}}).first->second;
+        e.second.push_back({(double)K, stat_of(row.rs, COLS[col].get)});
+      }
     }
     // the winner of each column, its margin over the runner-up, and whether the seeds separate them
     md << "\n";
     for (const Col& c : COLS) {
-      std::vector<std::pair<Stat, std::string>> v;
-      for (auto& [q, rs] : ordered) {
-        Stat s = stat_of(rs, c.get);
-        if (s.ok) v.push_back({s, q});
+      std::vector<std::pair<Stat, const Row*>> v;
+      for (const Row& row : ordered) {
+        Stat s = stat_of(row.rs, c.get);
+        if (s.ok) v.push_back({s, &row});
       }
       if (v.size() < 2) continue;
       std::sort(v.begin(), v.end(), [&](const auto& a, const auto& b) {
         return c.higher ? a.first.mean > b.first.mean : a.first.mean < b.first.mean;
       });
       double gap = std::fabs(v[0].first.mean - v[1].first.mean);
-      bool multi = ordered[0].second.size() > 1;
-      md << "- " << c.head << ": **" << v[0].second << "** " << fmt(c.f, v[0].first.mean) << ", "
-         << (c.higher ? "+" : "-") << fmt(c.f, gap) << " over " << v[1].second << " (" << fmt(c.f, v[1].first.mean) << ")";
+      bool multi = v[0].second->rs.size() > 1 && v[1].second->rs.size() > 1;
+      md << "- " << c.head << ": **" << v[0].second->label << "** " << fmt(c.f, v[0].first.mean) << ", "
+         << (c.higher ? "+" : "-") << fmt(c.f, gap) << " over " << v[1].second->label << " ("
+         << fmt(c.f, v[1].first.mean) << ")";
       if (multi) md << (gap <= v[0].first.half + v[1].first.half ? " — within the seed spread" : " — beyond the seed spread");
       else md << " — one seed";
       md << "\n";
     }
-    // plots and the reconstruction grid of this section (first seed of each quantizer)
+    // plots and the reconstruction grid of this section (first seed of each row)
     std::string tag = slug(data) + "_K" + std::to_string(K) + "_" + std::to_string(steps);
-    LinePlot pu, pr;
-    pu.title = "training-window codebook utilization, " + data + ", K=" + std::to_string(K);
-    pu.xlabel = pr.xlabel = "step";
-    pu.ylabel = "fraction of codes used";
-    pu.y_min = 0;
-    pu.y_max = 1;
-    pr.title = "L1 reconstruction loss, " + data + ", K=" + std::to_string(K);
-    pr.ylabel = "L1";
-    pr.log_y = true;
+    std::string ks = ", " + data + ", K=" + std::to_string(K);
+    md << "\n";
+    md << step_plots(ordered, !byf.empty(), out, tag, "util", nullptr, "util_window", "training-window codebook utilization" + ks,
+                     "fraction of codes used", false, 0, 1);
+    md << step_plots(ordered, !byf.empty(), out, tag, "rec", nullptr, "rec", "L1 reconstruction loss" + ks, "L1", true, NAN, NAN);
+    if (!byf.empty())
+      md << step_plots(ordered, true, out, tag, "drift", "probe", "drift", "encoder latent drift on the probe set" + ks,
+                       "relative drift per probe interval", true, NAN, NAN);
+    // each metric against a single numeric --by option, one line per quantizer
+    if (byf.size() == 1 && byf[0]->type != 's' && byf[0]->type != 'b') {
+      double lo = INFINITY, hi = -INFINITY;
+      for (const Row& row : ordered) {
+        if (row.vals[0] == "—") continue;
+        double v = std::stod(row.vals[0]);
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+      }
+      bool lg = lo > 0 && hi / lo >= 8;
+      for (int col : {0, 3, 5}) {
+        LinePlot p;
+        p.title = std::string(COLS[col].head) + " against " + byf[0]->name + ks + ", " + std::to_string(steps) + " steps";
+        p.xlabel = (lg ? "log2 " : "") + byf[0]->name;
+        p.ylabel = COLS[col].head;
+        std::map<std::string, PlotSeries> ser;
+        std::vector<std::string> qorder;
+        for (const Row& row : ordered) {
+          Stat s = stat_of(row.rs, COLS[col].get);
+          if (!s.ok || row.vals[0] == "—") continue;
+          if (!ser.count(row.q)) qorder.push_back(row.q);
+          PlotSeries& ps = ser[row.q];
+          ps.label = row.q;
+          double v = std::stod(row.vals[0]);
+          ps.x.push_back(lg ? std::log2(v) : v);
+          ps.y.push_back(s.mean);
+        }
+        size_t most = 0;
+        for (const std::string& q : qorder) {
+          p.series.push_back(ser[q]);
+          most = std::max(most, ser[q].x.size());
+        }
+        if (most < 2) continue;
+        std::string file = slug(std::string(col == 0 ? "util" : col == 3 ? "psnr" : "fd") + "_vs_" + byf[0]->name) + "_" + tag + ".svg";
+        write_svg(out + "/" + file, svg_line_plot(p));
+        md << "![" << COLS[col].head << " against " << byf[0]->name << "](" << file << ")\n";
+      }
+    }
     std::vector<std::string> pngs;
     std::string order;
-    for (auto& [q, rs] : ordered) {
-      PlotSeries a, b;
-      a.label = b.label = q;
-      a.y = series_of(rs[0]->metrics, nullptr, "util_window", a.x);
-      b.y = series_of(rs[0]->metrics, nullptr, "rec", b.x);
-      pu.series.push_back(a);
-      pr.series.push_back(b);
-      pngs.push_back(rs[0]->dir + "/recon.png");
-      order += (order.empty() ? "" : ", ") + q;
+    for (const Row& row : ordered) {
+      pngs.push_back(row.rs[0]->dir + "/recon.png");
+      order += (order.empty() ? "" : "; ") + row.label;
     }
-    write_svg(out + "/util_" + tag + ".svg", svg_line_plot(pu));
-    write_svg(out + "/rec_" + tag + ".svg", svg_line_plot(pr));
-    md << "\n![utilization](util_" << tag << ".svg)\n![L1](rec_" << tag << ".svg)\n";
     if (stack_pngs(pngs, out + "/recon_" + tag + ".png"))
       md << "\nReconstructions of the first test images, top to bottom: " << order << ".\n\n![reconstructions](recon_"
          << tag << ".png)\n";
   }
   for (auto* which : {&vsk_u, &vsk_p}) {
-    for (auto& [key, qs] : *which) {
+    for (auto& [key, rowpts] : *which) {
       const auto& [data, model, steps] = key;
       bool util = which == &vsk_u;
       LinePlot p;
@@ -321,20 +474,24 @@ std::string write_report(const std::vector<RunSummary>& runs, const std::string&
                 std::to_string(steps) + " steps";
       p.xlabel = "log2 K";
       p.ylabel = util ? "fraction of codes used" : "PSNR (dB)";
-      std::vector<std::pair<std::string, PlotSeries>> ser;
-      for (auto& [q, pts] : qs) {
+      std::vector<std::pair<Row, PlotSeries>> ser;
+      for (auto& [label, rp] : rowpts) {
         PlotSeries s;
-        s.label = q;
-        for (auto& [K, st] : pts)
+        s.label = label;
+        for (auto& [K, st] : rp.second)
           if (st.ok) {
             s.x.push_back(std::log2(K));
             s.y.push_back(st.mean);
           }
-        ser.push_back({q, s});
+        ser.push_back({rp.first, s});
       }
-      std::sort(ser.begin(), ser.end(), [](const auto& a, const auto& b) { return quant_rank(a.first) < quant_rank(b.first); });
-      for (auto& s : ser) p.series.push_back(s.second);
-      if (p.series.empty() || p.series[0].x.size() < 2) continue;
+      std::sort(ser.begin(), ser.end(), [](const auto& a, const auto& b) { return row_less(a.first, b.first); });
+      size_t most = 0;
+      for (auto& s : ser) {
+        p.series.push_back(s.second);
+        most = std::max(most, s.second.x.size());
+      }
+      if (most < 2) continue;
       std::string file = std::string(util ? "util_vs_K_" : "psnr_vs_K_") + slug(data) + "_" + std::to_string(steps) + ".svg";
       write_svg(out + "/" + file, svg_line_plot(p));
       md << "\n![" << (util ? "utilization" : "PSNR") << " against K](" << file << ")\n";

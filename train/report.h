@@ -33,7 +33,12 @@ struct RunSummary {
 // Reads one run folder; fails with a one-line error when it is not a finished or checkpointed run.
 RunSummary read_run(const std::string& dir);
 
-// Writes OUT/report.md, OUT/*.svg and OUT/recon_*.png for the runs; returns the markdown.
-std::string write_report(const std::vector<RunSummary>& runs, const std::string& out_dir);
+// Writes OUT/report.md, OUT/*.svg and OUT/recon_*.png for the runs; returns the markdown. Tables are
+// per (data, model, K, steps); rows are quantizers, split further by the values of the `by` training
+// options (e.g. encoder-lr-mult for the drift stress test), and a row's runs must differ only in the
+// seed (and logging cadence) — anything else fails naming the option. With one numeric `by` option,
+// utilization, PSNR and fd_proxy are also plotted against it, and per-step plots include the drift.
+std::string write_report(const std::vector<RunSummary>& runs, const std::string& out_dir,
+                         const std::vector<std::string>& by = {});
 
 }  // namespace nsvq
