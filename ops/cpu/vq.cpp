@@ -12,8 +12,9 @@
 //     combined once per chunk and chunks merged in chunk order. The number of chunks depends on N
 //     and K only, never on the thread count, so results are bitwise independent of it.
 //   dense stats (pass B of method.md §3.1.2): one thread owns a code tile and walks every row block
-//     in order: dots -> weights w in place -> column sums S, Q and the GEMM X_blk^T W += into a
-//     per-tile [Dx, KB] accumulator. Each sum is taken over rows in row order: deterministic.
+//     in order: dots -> weights w in place -> the GEMM [X | 1 | |z|^2]_blk^T W += into a per-tile
+//     [Dx + 2, KB] accumulator (M and the column sums S, Q in one GEMM). Each sum is taken over
+//     rows in row order: deterministic.
 //   soft mix (VQ_new): one thread owns a row block and walks the code tiles: A_blk += W E_tile.
 // Flush-to-zero / denormals-are-zero are set inside the kernels; exponents below VQ_EXP_FLOOR are
 // weight 0 (and exp_neg never returns a subnormal).
@@ -185,36 +186,11 @@ NSVQ_CLONES void row_weights(float* __restrict t, const float* __restrict en, fl
   }
 }
 
-// The same, also adding the row into the column sums S += w, Q += w |z|^2
-NSVQ_CLONES void row_weights_acc(float* __restrict t, const float* __restrict en, float zn, int64_t n, float inv_tau,
-                               float lse, float lam_k, float* __restrict S, float* __restrict Q) {
-  const float c = inv_tau * LOG2E, o = lse * LOG2E, floor2 = VQ_EXP_FLOOR * LOG2E;
-  for (int64_t i = 0; i < n; i++) {
-    const float x = -dist(zn, en[i], t[i]) * c - o;
-    const float w = select_bits(x < floor2, 0.0f, std::min(lam_k * exp2_neg(x), 1.0f));
-    t[i] = w;
-    S[i] += w;
-    Q[i] += w * zn;
-  }
-}
-
-// One weight row with its winner (local index ks) set to `win`; with S, Q also the column sums
-// (exactly as if the loop had seen `win` there).
+// One weight row with its winner (local index ks; maybe outside the tile) set to `win`.
 void weight_row(float* t, const float* en, float zn, int64_t n, float inv_tau, float lse, float lam_k, int64_t ks,
-                float win, float* S = nullptr, float* Q = nullptr) {
-  const bool here = ks >= 0 && ks < n;
-  if (!S) {
-    row_weights(t, en, zn, n, inv_tau, lse, lam_k);
-    if (here) t[ks] = win;
-    return;
-  }
-  float s0 = here ? S[ks] : 0.0f, q0 = here ? Q[ks] : 0.0f;
-  row_weights_acc(t, en, zn, n, inv_tau, lse, lam_k, S, Q);
-  if (here) {
-    t[ks] = win;
-    S[ks] = s0 + win;
-    Q[ks] = q0 + win * zn;
-  }
+                float win) {
+  row_weights(t, en, zn, n, inv_tau, lse, lam_k);
+  if (ks >= 0 && ks < n) t[ks] = win;
 }
 
 // ---------------------------------------------------------------- the blockwise search
@@ -371,7 +347,8 @@ void vq_indices_cpu(Tensor* y, const ExecCtx& c) {
 
 // ---------------------------------------------------------------- dense loss
 
-size_t stats_per_thread(int64_t Dx) { return tile_floats() + up(Dx * KB) + 2 * up(KB); }
+// per thread: the weight tile, the [Dx + 2, KB] accumulator (M, S, Q) and the [NB, Dx + 2] block [X | 1 | |z|^2]
+size_t stats_per_thread(int64_t Dx) { return tile_floats() + up((Dx + 2) * KB) + up(NB * (Dx + 2)); }
 
 void vq_dense_stats_cpu(Tensor* y, const ExecCtx& c) {
   const Tensor *zt = y->src[0], *Et = y->src[1], *Xt = y->src[4];
@@ -392,30 +369,28 @@ void vq_dense_stats_cpu(Tensor* y, const ExecCtx& c) {
     FlushDenormals ftz;
     float* tile = per + (size_t)omp_get_thread_num() * pt;
     float* macc = tile + tile_floats();
-    float* S = macc + up(Dx * KB);
-    float* Q = S + up(KB);
+    float* xa = macc + up((Dx + 2) * KB);
+    const int64_t Da = Dx + 2;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t kt = 0; kt < T; kt++) {
       const int64_t k0 = kt * KB, kb = std::min(KB, K - k0);
-      std::memset(macc, 0, sizeof(float) * (size_t)(Dx * kb));
-      std::memset(S, 0, sizeof(float) * (size_t)kb);
-      std::memset(Q, 0, sizeof(float) * (size_t)kb);
+      std::memset(macc, 0, sizeof(float) * (size_t)(Da * kb));
       for (int64_t rb = 0; rb < n_rb; rb++) {
         const int64_t r0 = rb * NB, nb = std::min(NB, N - r0);
         sgemm(false, true, nb, kb, D, 1.0f, z + r0 * D, D, E + k0 * D, D, 0.0f, tile, kb, 1);
         for (int64_t i = 0; i < nb; i++) {
           const float* s = srch + (r0 + i) * 3;
-          float* w = tile + i * kb;
-          weight_row(w, en + k0, zn[r0 + i], kb, inv_tau, s[1], lam_k, (int64_t)s[2] - k0, win, S, Q);
+          weight_row(tile + i * kb, en + k0, zn[r0 + i], kb, inv_tau, s[1], lam_k, (int64_t)s[2] - k0, win);
+          std::memcpy(xa + i * Da, X + (r0 + i) * Dx, sizeof(float) * (size_t)Dx);
+          xa[i * Da + Dx] = 1.0f;
+          xa[i * Da + Dx + 1] = zn[r0 + i];
         }
-        // macc[Dx, kb] += X_blk^T W_blk
-        sgemm(true, false, Dx, kb, nb, 1.0f, X + r0 * Dx, Dx, tile, kb, 1.0f, macc, kb, 1);
+        // macc[Dx + 2, kb] += [X | 1 | |z|^2]_blk^T W_blk: M, and the column sums S = sum w, Q = sum w |z|^2
+        sgemm(true, false, Da, kb, nb, 1.0f, xa, Da, tile, kb, 1.0f, macc, kb, 1);
       }
       for (int64_t k = 0; k < kb; k++) {
-        float* o = out + (k0 + k) * (Dx + 2);
-        for (int64_t d = 0; d < Dx; d++) o[d] = macc[d * kb + k];
-        o[Dx] = S[k];
-        o[Dx + 1] = Q[k];
+        float* o = out + (k0 + k) * Da;
+        for (int64_t d = 0; d < Da; d++) o[d] = macc[d * kb + k];
       }
     }
   }
