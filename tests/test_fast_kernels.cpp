@@ -213,7 +213,7 @@ TEST_CASE("conv2d backward: the input gradient through the forward kernel, the w
   // stride-1 cases take the input gradient through the direct / Winograd forward kernel (flipped,
   // transposed weights) and the weight gradient through the packed shifted frames of
   // ops/cpu/conv_wgrad.cpp (every register tile shape: 4, 17, 24, 32, 50, 64 outputs); stride 2 keeps the
-  // im2col + SGEMM paths
+  // im2col + SGEMM paths (the model's stride-2 shapes below)
   const std::vector<ConvCase> cases = {
       {3, 5, 20, 19, 50, 3, 1, 1, 1, 1, 1, false},  // weight gradient: ragged channel and output panels, 2 slabs
       {5, 3, 6, 7, 17, 2, 1, 0, 1, 1, 0, false},    // 2x2 kernel, one-sided padding
@@ -224,6 +224,10 @@ TEST_CASE("conv2d backward: the input gradient through the forward kernel, the w
       {2, 6, 8, 8, 5, 4, 1, 1, 2, 2, 1, false},     // 4x4 kernel, stride 1
       {32, 64, 32, 32, 64, 3, 1, 1, 1, 1, 1, false}, // two threads over images
       {2, 8, 9, 8, 8, 3, 2, 1, 1, 1, 1, false},     // stride 2: the im2col paths
+      {3, 32, 16, 16, 32, 3, 2, 0, 1, 0, 1, false}, // stride 2, taming Downsample padding (right and bottom)
+      {2, 6, 16, 15, 20, 4, 2, 1, 1, 1, 1, false},  // stride 2, 4x4 kernel (PatchGAN), odd width
+      {2, 5, 11, 9, 7, 5, 2, 2, 1, 0, 2, false},    // stride 2, 5x5 kernel, uneven padding
+      {4, 1, 32, 32, 32, 4, 2, 1, 1, 1, 1, false},  // stride 2, one input channel (disc.main0)
   };
   uint64_t seed = 100;
   for (const ConvCase& c : cases) {
