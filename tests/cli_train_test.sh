@@ -58,6 +58,7 @@ run_ok "experiment studies" "$root/tools/experiments/studies.sh" --nsvq "$nsvq" 
 S=$tmp/st
 check "stress rows by m" grep -q '^| nsvq | 2 | 0 |' "$S/report-stress/report.md"
 check "stress default row" grep -q '^| nsvq | 1 | 0 |' "$S/report-stress/report.md"
+check "stress drift column" grep -q '| fd_proxy | drift | train time |' "$S/report-stress/report.md"
 for f in util_vs_encoder-lr-mult_fmnist_K16_10.svg psnr_vs_encoder-lr-mult_fmnist_K16_10.svg drift_fmnist_K16_10.svg; do
   check "stress $f" test -s "$S/report-stress/$f"
 done

@@ -211,6 +211,12 @@ RunSummary read_run(const std::string& dir) {
     r.fd_proxy = num_of(j, "fd_proxy", -1);
   }
   r.metrics = read_metrics(dir + "/metrics.jsonl");
+  std::vector<double> steps, dr = series_of(r.metrics, "probe", "drift", steps);
+  dr.erase(std::remove_if(dr.begin(), dr.end(), [](double v) { return !(v > 0); }), dr.end());  // 0: frozen
+  if (!dr.empty()) {
+    std::sort(dr.begin(), dr.end());
+    r.drift = dr.size() % 2 ? dr[dr.size() / 2] : (dr[dr.size() / 2 - 1] + dr[dr.size() / 2]) / 2;
+  }
   double prev = 0;
   for (const Json& j : r.metrics) {
     double ms = num_of(j, "ms_per_step", NAN), s = num_of(j, "step", NAN);
@@ -360,13 +366,18 @@ std::string write_report(const std::vector<RunSummary>& runs, const std::string&
     const RunSummary& r0 = *ordered[0].rs[0];
     md << "\n### " << data << " (" << model << " autoencoder), K = " << K << ", " << steps << " steps\n\n";
     md << "Test set: " << r0.images << " images. Seeds per row in the `seeds` column; with several seeds a cell is "
-       << "mean ± half the range.\n\n";
+       << "mean ± half the range.";
+    if (!byf.empty())
+      md << " drift: the median over the probes of the relative change of the probe images' latents between two "
+            "probes (|z_t - z_prev|^2 / |z_prev|^2), while the encoder trains.";
+    md << "\n\n";
     md << "| quantizer |";
     for (const TrainField* f : byf) md << " " << f->name << " |";
     md << " seeds |";
     for (const Col& c : COLS) md << " " << c.head << " |";
+    if (!byf.empty()) md << " drift |";  // a sweep's table: the encoder's drift too
     md << " train time |\n|---|";
-    for (size_t i = 0; i < byf.size() + std::size(COLS) + 2; i++) md << "---|";
+    for (size_t i = 0; i < byf.size() + std::size(COLS) + 2 + !byf.empty(); i++) md << "---|";
     md << "\n";
     for (Row& row : ordered) {
       std::sort(row.rs.begin(), row.rs.end(), [](const RunSummary* a, const RunSummary* b) { return a->cfg.seed < b->cfg.seed; });
@@ -378,6 +389,10 @@ std::string write_report(const std::vector<RunSummary>& runs, const std::string&
       for (const Col& c : COLS) {
         Stat s = stat_of(row.rs, c.get);
         md << " " << (s.ok ? fmt(c.f, s.mean) + (row.rs.size() > 1 ? " ± " + fmt(c.f, s.half) : "") : "—") << " |";
+      }
+      if (!byf.empty()) {
+        Stat d = stat_of(row.rs, [](const RunSummary& r) { return r.drift; });
+        md << " " << (d.ok ? fmt("%.4f", d.mean) + (row.rs.size() > 1 ? " ± " + fmt("%.4f", d.half) : "") : "—") << " |";
       }
       Stat t = stat_of(row.rs, [](const RunSummary& r) { return r.train_s; });
       md << " " << fmt_time(t.mean) << " |\n";

@@ -28,6 +28,7 @@ struct RunSummary {
   int64_t images = 0;
   double utilization = 0, perplexity = 0, quant_error = 0, psnr = 0, ssim = 0, fd_proxy = -1;
   double train_s = 0;  // sum of the logged step times (ms_per_step over each logging interval)
+  double drift = NAN;  // median of the probe's latent drift over the intervals with an unfrozen encoder
   std::vector<Json> metrics;
 };
 // Reads one run folder; fails with a one-line error when it is not a finished or checkpointed run.
