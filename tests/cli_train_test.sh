@@ -56,10 +56,11 @@ expect_fail "report of a non-run" "not a training run folder" "$nsvq" report -o 
 run_ok "experiment studies" "$root/tools/experiments/studies.sh" --nsvq "$nsvq" --preset quickstart --steps 10 --codes 16 \
   --eval-n 20 --no-fd-net --m 2 --studies "stress ablation sensitivity" --out "$tmp/st" -- --probe 16
 S=$tmp/st
+# 7 rows (vq at m = 1 comes with the ablation): the per-step plots are per quantizer
 check "stress rows by m" grep -q '^| nsvq | 2 | 0 |' "$S/report-stress/report.md"
 check "stress default row" grep -q '^| nsvq | 1 | 0 |' "$S/report-stress/report.md"
 check "stress drift column" grep -q '| fd_proxy | drift | train time |' "$S/report-stress/report.md"
-for f in util_vs_encoder-lr-mult_fmnist_K16_10.svg psnr_vs_encoder-lr-mult_fmnist_K16_10.svg drift_fmnist_K16_10.svg; do
+for f in util_vs_encoder-lr-mult_fmnist_K16_10.svg psnr_vs_encoder-lr-mult_fmnist_K16_10.svg drift_fmnist_K16_10_nsvq.svg; do
   check "stress $f" test -s "$S/report-stress/$f"
 done
 check "ablation rows in order" diff <(grep -o '^| nsvq | o[nf]* | o[nf]* | [0-9]* | o[nf]* |' "$S/report-ablation/report.md") \
