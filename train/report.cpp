@@ -470,9 +470,13 @@ std::string write_report(const std::vector<RunSummary>& runs, const std::string&
         md << "![" << COLS[col].head << " against " << byf[0]->name << "](" << file << ")\n";
       }
     }
+    // the grid: every row, or with more rows than that (a sweep of every quantizer) each quantizer's last row
     std::vector<std::string> pngs;
     std::string order;
-    for (const Row& row : ordered) {
+    const bool last_only = !byf.empty() && ordered.size() > 6;
+    for (size_t i = 0; i < ordered.size(); i++) {
+      const Row& row = ordered[i];
+      if (last_only && i + 1 < ordered.size() && ordered[i + 1].q == row.q) continue;
       pngs.push_back(row.rs[0]->dir + "/recon.png");
       order += (order.empty() ? "" : "; ") + row.label;
     }
