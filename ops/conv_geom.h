@@ -62,6 +62,37 @@ inline bool conv_bwd_data_as_fwd(const ConvGeom& g, ConvGeom* t) {
   return true;
 }
 
+// The input gradient of a stride-2 conv (kernel 3x3 or more) as one stride-1 forward conv over dY: in the
+// padded frame input row Y = y + pt = 2u + a receives taps i = a + 2m from dY row u - m (likewise columns,
+// X = x + pl = 2v + b, j = b + 2n), so the four phases (a, b) of dX are stride-1 convs of dY with
+// Mh x Mw = ceil(kh/2) x ceil(kw/2) kernels. Stacked as 4C output channels (channel (a*2 + b)*C + c; the
+// missing taps of a phase with fewer are zero weights) they are one forward problem on dY with padding
+// Mh - 1, Mw - 1 and Hq x Wq = ceil((pt + H)/2) x ceil((pl + W)/2) outputs per phase, whose rows and
+// columns are then interleaved into dX. Fills t for one image; false when it does not apply (also for
+// C < 8, where the CPU kernel's register tiles of 8 phase outputs would be mostly empty).
+inline bool conv_bwd_data_s2_as_fwd(const ConvGeom& g, ConvGeom* t) {
+  if (g.sh != 2 || g.sw != 2 || g.kh < 3 || g.kw < 3 || g.C < 8) return false;
+  const int64_t Mh = (g.kh + 1) / 2, Mw = (g.kw + 1) / 2, Hq = (g.pt + g.H + 1) / 2, Wq = (g.pl + g.W + 1) / 2;
+  if (Hq < g.Ho || Hq - g.Ho > Mh - 1 || Wq < g.Wo || Wq - g.Wo > Mw - 1) return false;  // implied bottom / right pad
+  *t = g;
+  t->N = 1;
+  t->C = g.O;
+  t->H = g.Ho;
+  t->W = g.Wo;
+  t->O = 4 * g.C;
+  t->kh = Mh;
+  t->kw = Mw;
+  t->Ho = Hq;
+  t->Wo = Wq;
+  t->K = t->C * Mh * Mw;
+  t->P = Hq * Wq;
+  t->sh = t->sw = 1;
+  t->pt = Mh - 1;
+  t->pl = Mw - 1;
+  t->direct = false;
+  return true;
+}
+
 // CUDA: floats of the col [K, cols] + GEMM-side [O, cols] buffers one im2col + GEMM pass may use
 // (default 16 Mi floats = 64 MiB; tests lower it to reach every path on small shapes).
 inline int64_t& conv_cuda_budget() {

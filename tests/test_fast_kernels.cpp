@@ -212,22 +212,27 @@ TEST_CASE("attention fast path: reference, and bitwise equal for 1 and 2 threads
 TEST_CASE("conv2d backward: the input gradient through the forward kernel, the weight gradient, 1 and 2 threads") {
   // stride-1 cases take the input gradient through the direct / Winograd forward kernel (flipped,
   // transposed weights) and the weight gradient through the packed shifted frames of
-  // ops/cpu/conv_wgrad.cpp (every register tile shape: 4, 17, 24, 32, 50, 64 outputs); stride 2 keeps the
-  // im2col + SGEMM paths (the model's stride-2 shapes below)
+  // ops/cpu/conv_wgrad.cpp (every register tile shape: 4, 17, 24, 32, 50, 64 outputs); stride 2 takes
+  // the weight gradient through the phase planes of conv_wgrad.cpp and the input gradient through the
+  // phase-stacked forward problem of conv_bwd_data_s2_as_fwd (the model's stride-2 shapes below); fewer
+  // than 8 input channels keep the im2col + SGEMM paths
   const std::vector<ConvCase> cases = {
-      {3, 5, 20, 19, 50, 3, 1, 1, 1, 1, 1, false},  // weight gradient: ragged channel and output panels, 2 slabs
-      {5, 3, 6, 7, 17, 2, 1, 0, 1, 1, 0, false},    // 2x2 kernel, one-sided padding
+      {3, 13, 20, 19, 50, 3, 1, 1, 1, 1, 1, false}, // weight gradient: ragged channel and output panels, 2 slabs
+      {5, 11, 6, 7, 17, 2, 1, 0, 1, 1, 0, false},   // 2x2 kernel, one-sided padding
       {3, 9, 11, 5, 24, 5, 1, 2, 2, 0, 3, false},   // 5x5 kernel, uneven padding
-      {3, 5, 7, 6, 4, 3, 1, 1, 1, 1, 1, false},     // small, Winograd not eligible for the transposed problem
+      {3, 9, 7, 6, 4, 3, 1, 1, 1, 1, 1, false},     // small, Winograd not eligible for the transposed problem
       {2, 8, 9, 8, 32, 3, 1, 2, 0, 1, 1, false},    // asymmetric padding
       {4, 32, 12, 12, 32, 3, 1, 1, 1, 1, 1, false}, // Winograd on the transposed problem
-      {2, 6, 8, 8, 5, 4, 1, 1, 2, 2, 1, false},     // 4x4 kernel, stride 1
+      {2, 10, 8, 8, 5, 4, 1, 1, 2, 2, 1, false},    // 4x4 kernel, stride 1
       {32, 64, 32, 32, 64, 3, 1, 1, 1, 1, 1, false}, // two threads over images
-      {2, 8, 9, 8, 8, 3, 2, 1, 1, 1, 1, false},     // stride 2: the im2col paths
+      {2, 8, 9, 8, 8, 3, 2, 1, 1, 1, 1, false},     // stride 2, odd width
       {3, 32, 16, 16, 32, 3, 2, 0, 1, 0, 1, false}, // stride 2, taming Downsample padding (right and bottom)
-      {2, 6, 16, 15, 20, 4, 2, 1, 1, 1, 1, false},  // stride 2, 4x4 kernel (PatchGAN), odd width
-      {2, 5, 11, 9, 7, 5, 2, 2, 1, 0, 2, false},    // stride 2, 5x5 kernel, uneven padding
-      {4, 1, 32, 32, 32, 4, 2, 1, 1, 1, 1, false},  // stride 2, one input channel (disc.main0)
+      {2, 9, 16, 15, 20, 4, 2, 1, 1, 1, 1, false},  // stride 2, 4x4 kernel (PatchGAN), odd width
+      {2, 8, 11, 9, 7, 5, 2, 2, 1, 0, 2, false},    // stride 2, 5x5 kernel, uneven padding
+      {2, 5, 11, 9, 7, 5, 2, 2, 1, 0, 2, false},    // the same with C < 8: the im2col + SGEMM paths
+      {4, 1, 32, 32, 32, 4, 2, 1, 1, 1, 1, false},  // stride 2, one input channel (disc.main0): im2col paths
+      {4, 1, 32, 32, 32, 3, 1, 1, 1, 1, 1, false},  // stride 1, one input channel (enc.conv_in): im2col weight gradient
+      {1, 460, 32, 33, 4, 3, 2, 1, 1, 1, 1, false}, // stride 2, K = 4,140: im2col chunks of 240 pixels split rows
   };
   uint64_t seed = 100;
   for (const ConvCase& c : cases) {
@@ -243,7 +248,7 @@ TEST_CASE("conv2d backward: the input gradient through the forward kernel, the w
     std::vector<float> rv = rnd((size_t)(c.N * c.O * Ho * Wo), seed++, -1, 1);  // dL/dy
     std::vector<float> dx[3], dw[3];
     const int64_t saved_budget = conv_wgrad_budget();
-    for (int run : {0, 1, 2}) {  // 1 thread, 2 threads, 2 threads packing one image at a time
+    for (int run : {0, 1, 2}) {  // 1 thread, 2 threads, 2 threads packing one image at a time (stride 2: dX too)
       const int threads = run == 0 ? 1 : 2;
       cpu_set_threads(threads);
       conv_wgrad_budget() = run == 2 ? 1 : saved_budget;
@@ -267,6 +272,7 @@ TEST_CASE("conv2d backward: the input gradient through the forward kernel, the w
       conv_wgrad_budget() = saved_budget;
     }
     CHECK(std::memcmp(dx[0].data(), dx[1].data(), dx[0].size() * sizeof(float)) == 0);
+    CHECK(std::memcmp(dx[0].data(), dx[2].data(), dx[0].size() * sizeof(float)) == 0);
     CHECK(std::memcmp(dw[0].data(), dw[1].data(), dw[0].size() * sizeof(float)) == 0);
     CHECK(std::memcmp(dw[0].data(), dw[2].data(), dw[0].size() * sizeof(float)) == 0);
     // references in double: every weight gradient, and the input gradient of every element

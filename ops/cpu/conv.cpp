@@ -7,14 +7,15 @@
 // Images are spread over threads (each runs a single-threaded SGEMM) when there are enough of them,
 // else each SGEMM uses every thread. Every sum runs in an order fixed by the shapes alone.
 // On AVX-512 CPUs the forward runs the direct / Winograd kernels of ops/cpu/conv_direct.cpp instead, the
-// input gradient of a stride-1 conv runs them too (flipped weights), and the weight gradient of a stride-1
-// conv runs ops/cpu/conv_wgrad.cpp.
+// input gradient of a stride-1 conv runs them too (flipped weights), the col2im of a column-stride-2 conv
+// is vectorised (col2im_add_s2), and the weight gradient of a stride-1 or 2 conv runs ops/cpu/conv_wgrad.cpp.
 #include <omp.h>
 #include <cstring>
 #include "engine/cpu/gemm.h"
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/conv_geom.h"
 #include "ops/cpu/conv_direct.h"
+#include "ops/cpu/simd512.h"
 #include "ops/ops_internal.h"
 
 namespace nsvq {
@@ -105,11 +106,74 @@ size_t conv_fwd_scratch(const Tensor* y, BackendKind b) {
 }
 // floats of the flipped weights ahead of the direct kernel's scratch (64-byte aligned)
 size_t flipped_floats(const ConvGeom& g) { return (size_t)(g.O * g.K + 15) / 16 * 16; }
+// stride 2 (conv_bwd_data_s2_as_fwd): the phase weights and their tap mask, the direct kernel's scratch and
+// the 4C x Hq x Wq phase outputs of a group of images (conv_wgrad_budget() floats, at least one image)
+int64_t s2_group(const ConvGeom& g, const ConvGeom& tg) {
+  return std::max<int64_t>(1, std::min<int64_t>(g.N, conv_wgrad_budget() / (tg.O * tg.P)));
+}
+size_t s2_used_floats(const ConvGeom& tg) { return (size_t)(tg.O * tg.K + 63) / 64 * 16; }
+size_t s2_direct_floats(const ConvGeom& tg) { return (conv_direct_scratch(tg, cpu_threads(), true) + 63) / 64 * 16; }
+size_t s2_scratch_floats(const ConvGeom& g, ConvGeom tg) {
+  tg.N = s2_group(g, tg);
+  return flipped_floats(tg) + s2_used_floats(tg) + s2_direct_floats(tg) + (size_t)(tg.N * tg.O * tg.P);
+}
 size_t conv_bwd_data_scratch(const Tensor* t, BackendKind b) {
   ConvGeom g = conv_geom_bwd_data(t), tg = g;
   if (b == BK_CPU && conv_direct_available() && conv_bwd_data_as_fwd(g, &tg))
     return flipped_floats(g) * sizeof(float) + conv_direct_scratch(tg, cpu_threads());
+  if (b == BK_CPU && conv_direct_available() && conv_bwd_data_s2_as_fwd(g, &tg))
+    return s2_scratch_floats(g, tg) * sizeof(float);
   return conv_col_scratch(g, b);
+}
+
+// dX of one image [C, H, W] from its phase outputs q [4C, Hq, Wq] (conv_bwd_data_s2_as_fwd): row y takes
+// phases (a, 0) and (a, 1) of row u, interleaved 16 + 16 columns at a time
+NSVQ_AVX512 void s2_interleave(const ConvGeom& g, const ConvGeom& tg, const float* q, float* dx) {
+  const __m512i ilo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i ihi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+  const int64_t Wq = tg.Wo;
+  for (int64_t c = 0; c < g.C; c++)
+    for (int64_t y = 0; y < g.H; y++) {
+      const int64_t a = (y + g.pt) % 2, u = (y + g.pt) / 2;
+      const float* e = q + ((a * 2 * g.C + c) * tg.Ho + u) * Wq;  // phase (a, 0); (a, 1) is C planes further
+      const float* o = e + g.C * tg.P;
+      float* d = dx + (c * g.H + y) * g.W;
+      for (int64_t v0 = 0; v0 < Wq; v0 += 16) {
+        const __mmask16 mv = lane_range(v0, 0, Wq);
+        const __m512 ev = _mm512_maskz_loadu_ps(mv, e + v0), ov = _mm512_maskz_loadu_ps(mv, o + v0);
+        const int64_t xs = 2 * v0 - g.pl;  // column of the first of the 32
+        const __mmask16 ml = lane_range(xs, 0, g.W), mh = lane_range(xs + 16, 0, g.W);
+        if (ml) store_lanes(d + xs, ml, _mm512_permutex2var_ps(ev, ilo, ov));
+        if (mh) store_lanes(d + xs + 16, mh, _mm512_permutex2var_ps(ev, ihi, ov));
+      }
+    }
+}
+
+// stride 2 on AVX-512: the phase weights wq [4C][O][Mh][Mw] (zero for taps a phase lacks, which the
+// kernel skips), then per group of images one forward conv of dY and the interleave
+void conv2d_bwd_data_s2(const ConvGeom& g, ConvGeom tg, const float* gy, const float* w, float* out, const ExecCtx& c) {
+  tg.N = s2_group(g, tg);
+  float* wq = (float*)c.scratch;
+  uint8_t* used = (uint8_t*)(wq + flipped_floats(tg));
+  float* direct = wq + flipped_floats(tg) + s2_used_floats(tg);
+  float* q = direct + s2_direct_floats(tg);
+  for (int64_t ph = 0; ph < 4; ph++)
+    for (int64_t ci = 0; ci < g.C; ci++)
+      for (int64_t o = 0; o < g.O; o++)
+        for (int64_t m = 0; m < tg.kh; m++)
+          for (int64_t n = 0; n < tg.kw; n++) {
+            const int64_t i = ph / 2 + 2 * (tg.kh - 1 - m), j = ph % 2 + 2 * (tg.kw - 1 - n);
+            const int64_t e = (((ph * g.C + ci) * g.O + o) * tg.kh + m) * tg.kw + n;
+            used[e] = i < g.kh && j < g.kw;
+            wq[e] = used[e] ? w[((o * g.C + ci) * g.kh + i) * g.kw + j] : 0.0f;
+          }
+  const int64_t img_in = g.O * g.P, img_out = g.C * g.H * g.W, G = tg.N;
+  for (int64_t n0 = 0; n0 < g.N; n0 += G) {
+    tg.N = std::min(G, g.N - n0);
+    conv_direct_forward(tg, gy + n0 * img_in, wq, nullptr, q, direct, c.nthreads, used);
+#pragma omp parallel for num_threads(tg.N >= c.nthreads ? c.nthreads : 1) schedule(static)
+    for (int64_t n = 0; n < tg.N; n++) s2_interleave(g, tg, q + n * tg.O * tg.P, out + (n0 + n) * img_out);
+  }
 }
 
 // runs body(n, sgemm_threads, col_buffer) for every image, spreading images over threads when there are enough
@@ -171,6 +235,10 @@ void conv2d_bwd_data_cpu(Tensor* dx, const ExecCtx& c) {
     conv_direct_forward(tg, gy, wf, nullptr, out, wf + flipped_floats(g), c.nthreads);
     return;
   }
+  if (conv_direct_available() && conv_bwd_data_s2_as_fwd(g, &tg)) {
+    conv2d_bwd_data_s2(g, tg, gy, w, out, c);
+    return;
+  }
   for_images(g, c, [&](int64_t n, int nt, float* col) {
     const float* gyn = gy + n * g.O * g.P;
     float* dxn = out + n * g.C * g.H * g.W;
@@ -202,7 +270,7 @@ void conv2d_bwd_weight_cpu(Tensor* dw, const ExecCtx& c) {
   const float* x = tdata<float>(dw->src[0]);
   const float* gy = tdata<float>(dw->src[1]);
   float* out = tdata<float>(dw);
-  if (conv_wgrad_eligible(g)) {  // AVX-512, stride 1: packed shifted frames, no im2col
+  if (conv_wgrad_eligible(g)) {  // AVX-512, stride 1 or 2: packed shifted frames, no im2col
     conv_wgrad(g, x, gy, out, c.scratch, c.nthreads);
     return;
   }

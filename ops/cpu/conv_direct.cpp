@@ -134,24 +134,22 @@ struct Layout {
   int64_t* off;  // [K]
   float* bufs;   // [threads][buf]
   float* pa2;    // tight: the weights packed in natural tap order, before reordering
+  int64_t* offp = nullptr, *kp = nullptr;  // panel taps: the offsets [panels][K] and count [panels] of each panel's taps
 };
 
-Layout layout(const ConvGeom& g, const Plan& p, void* scratch) {
+Layout layout(const ConvGeom& g, const Plan& p, void* scratch, bool panel_taps) {
   Layout l;
   l.pa = (float*)scratch;
   l.off = (int64_t*)(l.pa + p.panels * MR * g.K);
   uintptr_t b = (uintptr_t)(l.off + g.K);
+  if (panel_taps) {
+    l.offp = l.off + g.K;
+    l.kp = l.offp + p.panels * g.K;
+    b = (uintptr_t)(l.kp + p.panels);
+  }
   l.pa2 = (float*)((b + 63) / 64 * 64);
   l.bufs = l.pa2 + (p.tight ? (p.panels * MR * g.K + 15) / 16 * 16 : 0);
   return l;
-}
-
-// lanes e of [0, 16) with lo <= base + e < hi
-inline __mmask16 lane_range(int64_t base, int64_t lo, int64_t hi) {
-  int64_t a = imax(0, lo - base), b = imin(16, hi - base);
-  if (b <= a) return 0;
-  uint32_t m = (b == 16 ? 0xFFFFu : (1u << b) - 1u) & ~((1u << a) - 1u);
-  return (__mmask16)m;
 }
 
 // 16 floats at p with the lanes outside m zeroed. A plain load + blend when all 16 lie inside [lo, hi):
@@ -461,8 +459,9 @@ void run_items(const ConvGeom& g, const Plan& p, const Layout& l, const float* s
         }
       }
     }
-    const int64_t o0 = panel * MR;
-    tile_kernels[nv - 1](g.K, K1, l.pa + panel * MR * g.K, src + t0, l.off, lmask, tm, segs, ns, yn + o0 * g.P, g.P,
+    const int64_t o0 = panel * MR, kn = l.kp ? l.kp[panel] : g.K;
+    tile_kernels[nv - 1](kn, l.kp ? kn : K1, l.pa + panel * MR * g.K, src + t0, l.kp ? l.offp + panel * g.K : l.off,
+                         lmask, tm, segs, ns, yn + o0 * g.P, g.P,
                          (int)imin(MR, g.O - o0), bias ? bias + o0 : nullptr);
   }
 }
@@ -517,7 +516,7 @@ NSVQ_AVX512 void pack_weights(const ConvGeom& g, int64_t panels, const float* w,
   }
 }
 
-void prepare(const ConvGeom& g, const Plan& p, const Layout& l, const float* w) {
+void prepare(const ConvGeom& g, const Plan& p, const Layout& l, const float* w, const uint8_t* used) {
   if (p.tight) {  // taps with j != mj first, then the masked column; same (c, i) order in both
     pack_weights(g, p.panels, w, l.pa2);
     int64_t kn = 0;
@@ -541,6 +540,18 @@ void prepare(const ConvGeom& g, const Plan& p, const Layout& l, const float* w) 
       for (int64_t j = 0; j < g.kw; j++)
         l.off[(c * g.kh + i) * g.kw + j] =
             c * p.CS + ((i % g.sh) * g.sw + j % g.sw) * p.PS + (i / g.sh) * p.Wq + j / g.sw;
+  if (!used) return;
+  for (int64_t pn = 0; pn < p.panels; pn++) {  // keep the taps some row of the panel uses, in order
+    int64_t kn = 0;
+    for (int64_t k = 0; k < g.K; k++) {
+      bool any = false;
+      for (int64_t o = pn * MR; o < imin(g.O, pn * MR + MR); o++) any = any || used[o * g.K + k];
+      if (!any) continue;
+      std::memmove(l.pa + (pn * g.K + kn) * MR, l.pa + (pn * g.K + k) * MR, MR * sizeof(float));
+      l.offp[pn * g.K + kn++] = l.off[k];
+    }
+    l.kp[pn] = kn;
+  }
 }
 
 // ---------------------------------------------------------------- Winograd F(2x2, 3x3)
@@ -915,26 +926,27 @@ void wino_forward(const ConvGeom& g, const float* x, const float* wt, const floa
 
 bool conv_direct_available() { return cpu_has_avx512(); }
 
-size_t conv_direct_scratch(const ConvGeom& g, int nthreads) {
+size_t conv_direct_scratch(const ConvGeom& g, int nthreads, bool panel_taps) {
   if (wino_eligible(g)) {
     const WPlan w = make_wplan(g);
     return (size_t)(w.p.panels * w.upanel + 16 + (nthreads < 1 ? 1 : nthreads) * w.per_thread) * sizeof(float);
   }
   Plan p = make_plan(g);
   size_t b = (size_t)(p.panels * MR * g.K) * sizeof(float) + (size_t)g.K * sizeof(int64_t) + 64;
+  if (panel_taps) b += (size_t)(p.panels * (g.K + 1)) * sizeof(int64_t);
   if (p.tight) b += (size_t)((p.panels * MR * g.K + 15) / 16 * 16) * sizeof(float);
   return b + (size_t)(nthreads < 1 ? 1 : nthreads) * (size_t)p.buf * sizeof(float);
 }
 
 void conv_direct_forward(const ConvGeom& g, const float* x, const float* w, const float* bias, float* y, void* scratch,
-                         int nthreads) {
+                         int nthreads, const uint8_t* used) {
   if (wino_eligible(g)) {
     wino_forward(g, x, w, bias, y, scratch, nthreads);
     return;
   }
   const Plan p = make_plan(g);
-  const Layout l = layout(g, p, scratch);
-  prepare(g, p, l, w);
+  const Layout l = layout(g, p, scratch, used && !p.tight);
+  prepare(g, p, l, w, p.tight ? nullptr : used);
   const double flops = 2.0 * (double)g.N * g.O * g.P * g.K;
   const int nt = conv_threads(flops, g.N, nthreads);
   const int64_t img_in = g.C * g.H * g.W, img_out = g.O * g.P;

@@ -1,7 +1,7 @@
 // ops/cpu/simd512.h — AVX-512 helpers of the hand-written CPU kernels (call only after cpu_has_avx512()):
-// exp512, the 16-lane form of nsvq_expf (same range reduction and polynomial, same special values), and
-// store_lanes, a masked store that is a plain store when every lane is on, and fma_tile, the register
-// tile of the GEMM-like kernels.
+// exp512, the 16-lane form of nsvq_expf (same range reduction and polynomial, same special values),
+// lane_range (the lane mask of an index range), store_lanes, a masked store that is a plain store when
+// every lane is on, and fma_tile, the register tile of the GEMM-like kernels.
 #pragma once
 #include <immintrin.h>
 #include "ops/cpu/cpu_kernels.h"
@@ -27,6 +27,14 @@ NSVQ_AVX512 inline __m512 exp512(__m512 x) {
                              _mm512_set1_ps(INFINITY));
   res = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3365478515625f), _CMP_NLT_UQ), res);
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), res, x);  // NaN stays NaN
+}
+
+// lanes e of [0, 16) with lo <= base + e < hi
+inline __mmask16 lane_range(int64_t base, int64_t lo, int64_t hi) {
+  const int64_t a = lo - base > 0 ? lo - base : 0, b = hi - base < 16 ? hi - base : 16;
+  if (b <= a) return 0;
+  const uint32_t m = (b == 16 ? 0xFFFFu : (1u << b) - 1u) & ~((1u << a) - 1u);
+  return (__mmask16)m;
 }
 
 // Masked stores that miss the cache are about 1.5x slower than plain ones on Zen 5: use a plain store
