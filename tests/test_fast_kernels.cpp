@@ -212,7 +212,8 @@ TEST_CASE("attention fast path: reference, and bitwise equal for 1 and 2 threads
 TEST_CASE("conv2d backward: the input gradient through the forward kernel, the weight gradient, 1 and 2 threads") {
   // stride-1 cases take the input gradient through the direct / Winograd forward kernel (flipped,
   // transposed weights) and the weight gradient through the packed shifted frames of
-  // ops/cpu/conv_wgrad.cpp (every register tile shape: 4, 17, 24, 32, 50, 64 outputs); stride 2 takes
+  // ops/cpu/conv_wgrad.cpp (every register tile shape: 4, 17, 24, 32, 50, 64 outputs), or its Winograd
+  // form for 3x3 kernels with 16 or more input channels; stride 2 takes
   // the weight gradient through the phase planes of conv_wgrad.cpp and the input gradient through the
   // phase-stacked forward problem of conv_bwd_data_s2_as_fwd (the model's stride-2 shapes below); fewer
   // than 8 input channels keep the im2col + SGEMM paths
@@ -225,6 +226,8 @@ TEST_CASE("conv2d backward: the input gradient through the forward kernel, the w
       {4, 32, 12, 12, 32, 3, 1, 1, 1, 1, 1, false}, // Winograd on the transposed problem
       {2, 10, 8, 8, 5, 4, 1, 1, 2, 2, 1, false},    // 4x4 kernel, stride 1
       {32, 64, 32, 32, 64, 3, 1, 1, 1, 1, 1, false}, // two threads over images
+      {2, 20, 13, 37, 50, 3, 1, 0, 2, 1, 0, false}, // Winograd weight gradient: odd Ho, 18 tiles a row, ragged panels
+      {3, 18, 9, 9, 16, 3, 1, 2, 0, 0, 2, false},   // Winograd weight gradient: padding 2 on one side, 16 outputs
       {2, 8, 9, 8, 8, 3, 2, 1, 1, 1, 1, false},     // stride 2, odd width
       {3, 32, 16, 16, 32, 3, 2, 0, 1, 0, 1, false}, // stride 2, taming Downsample padding (right and bottom)
       {2, 9, 16, 15, 20, 4, 2, 1, 1, 1, 1, false},  // stride 2, 4x4 kernel (PatchGAN), odd width
