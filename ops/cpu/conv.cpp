@@ -7,8 +7,9 @@
 // Images are spread over threads (each runs a single-threaded SGEMM) when there are enough of them,
 // else each SGEMM uses every thread. Every sum runs in an order fixed by the shapes alone.
 // On AVX-512 CPUs the forward runs the direct / Winograd kernels of ops/cpu/conv_direct.cpp instead, the
-// input gradient of a stride-1 conv runs them too (flipped weights), the col2im of a column-stride-2 conv
-// is vectorised (col2im_add_s2), and the weight gradient of a stride-1 or 2 conv runs ops/cpu/conv_wgrad.cpp.
+// input gradient of a stride-1 conv runs them too (flipped weights), that of a stride-2 conv runs the direct
+// kernel on its phase-stacked form (conv_bwd_data_s2_as_fwd, then an interleave), and the weight gradient of
+// a stride-1 or 2 conv runs ops/cpu/conv_wgrad.cpp (fewer than 8 input channels: im2col + SGEMM throughout).
 #include <omp.h>
 #include <cstring>
 #include "engine/cpu/gemm.h"

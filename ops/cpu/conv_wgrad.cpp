@@ -16,9 +16,9 @@
 // 3x3 stride-1 convs with 16 or more input channels take Winograd F(2x2, 3x3) instead: the forward is
 // Y = A^T [(G g G^T) (.) (B^T d B)] A per 2x2 output tile, so dg = G^T [sum over tiles (A dY A^T) (.)
 // (B^T d B)] G: 16 "taps" e = (r, s), each dU_e [C x O] += sum over tiles V_e (x) M_e with V = B^T d B of
-// the tile's 4x4 input patch and M = A dY A^T of its 2x2 output gradients, packed like the frame pixels
-// above (V in channel panels, M in slabs of KCW tiles): 16 GEMMs over tiles instead of 9 over pixels,
-// 2.25x fewer multiply-adds.
+// the tile's 4x4 input patch and M = A dY A^T of its 2x2 output gradients (V as rows of all channels per
+// tile, read by the register tile with a row stride; M in slabs of KCW tiles like dYp): 16 GEMMs over
+// tiles instead of 9 over pixels, 2.25x fewer multiply-adds.
 // Threads split the (output panel, channel panel, tap) units; each unit accumulates image after image,
 // slab after slab in that order, so the result does not depend on the thread count or on how many
 // images are packed at once (a scratch budget, conv_wgrad_budget()).
