@@ -122,11 +122,8 @@ wg_tile_fn wg_tile_for(int nv) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // transpose16x16 (see engine/cpu/transpose16.h)
 
-// lanes j of a 16-pixel run starting at frame column x0 whose source column x0 + j - lead is in [0, n)
-inline __mmask16 run_mask(int64_t x0, int64_t npix, int64_t lead, int64_t n) {
-  const int64_t lo = std::max<int64_t>(0, lead - x0), hi = std::min<int64_t>(npix, n + lead - x0);
-  return hi > lo ? (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)) : (__mmask16)0;
-}
+// lanes j < npix of a 16-pixel run starting at column x0 whose column x0 + j is in [0, n)
+inline __mmask16 run_mask(int64_t x0, int64_t npix, int64_t n) { return lane_range(x0, 0, n) & lane_range(0, 0, npix); }
 
 // Xp of one image [C, H, W] into planes x cpan panels of [Qx rows x R channels]: runs of 16 frame pixels
 // of R channel rows (stride 2: the even or odd lanes of two 16-column loads) are transposed in registers
@@ -146,12 +143,12 @@ NSVQ_AVX512 void pack_input(const ConvGeom& g, const WgPlan& p, const float* x, 
             const int64_t sx = x0 * g.sw + b - g.pl;  // source column of lane 0
             __m512 r[16];
             if (g.sw == 1) {
-              const __mmask16 lm = row_in ? run_mask(sx, npix, 0, g.W) : (__mmask16)0;
+              const __mmask16 lm = row_in ? run_mask(sx, npix, g.W) : (__mmask16)0;
               for (int64_t i = 0; i < 16; i++)
                 r[i] = i < nc && lm ? _mm512_maskz_loadu_ps(lm, x + ((c0 + i) * g.H + iy) * g.W + sx) : _mm512_setzero_ps();
             } else {  // source columns sx + 2j: lanes of [sx, sx + 32) in [0, W) and below sx + 2 npix
-              const __mmask16 ml = row_in ? run_mask(sx, std::min<int64_t>(16, 2 * npix), 0, g.W) : (__mmask16)0;
-              const __mmask16 mh = row_in ? run_mask(sx + 16, std::max<int64_t>(0, 2 * npix - 16), 0, g.W) : (__mmask16)0;
+              const __mmask16 ml = row_in ? run_mask(sx, std::min<int64_t>(16, 2 * npix), g.W) : (__mmask16)0;
+              const __mmask16 mh = row_in ? run_mask(sx + 16, std::max<int64_t>(0, 2 * npix - 16), g.W) : (__mmask16)0;
               for (int64_t i = 0; i < 16; i++) {
                 if (i >= nc || !(ml | mh)) {
                   r[i] = _mm512_setzero_ps();
@@ -179,7 +176,7 @@ NSVQ_AVX512 void pack_grad(const ConvGeom& g, const WgPlan& p, const float* gy, 
     for (int64_t oy = 0; oy < g.Ho; oy++)
       for (int64_t x0 = 0; x0 < p.Wp; x0 += 16) {
         const int64_t npix = std::min<int64_t>(16, p.Wp - x0);
-        const __mmask16 lm = run_mask(x0, npix, 0, g.Wo);
+        const __mmask16 lm = run_mask(x0, npix, g.Wo);
         __m512 r[16];
         for (int64_t i = 0; i < 16; i++)
           r[i] = i < no && lm ? _mm512_maskz_loadu_ps(lm, gy + (o0 + i) * g.P + oy * g.Wo + x0) : _mm512_setzero_ps();
@@ -205,7 +202,7 @@ NSVQ_AVX512 void pack_input_wino(const ConvGeom& g, const WgPlan& p, const float
       const bool row_in = iy >= 0 && iy < g.H && nc > 0;
       for (int64_t x0 = 0; x0 < p.Wp; x0 += 16) {
         const int64_t npix = std::min<int64_t>(16, p.Wp - x0);
-        const __mmask16 lm = row_in ? run_mask(x0 - g.pl, npix, 0, g.W) : (__mmask16)0;
+        const __mmask16 lm = row_in ? run_mask(x0 - g.pl, npix, g.W) : (__mmask16)0;
         __m512 r[16];
         for (int64_t i = 0; i < 16; i++)
           r[i] = i < nc && lm ? _mm512_maskz_loadu_ps(lm, x + ((c0 + i) * g.H + iy) * g.W + x0 - g.pl) : _mm512_setzero_ps();
@@ -250,7 +247,7 @@ NSVQ_AVX512 void pack_grad_wino(const ConvGeom& g, const WgPlan& p, const float*
     for (int64_t ty = 0; ty < Th; ty++)
       for (int64_t x0 = 0; x0 < 2 * p.Tw; x0 += 16) {  // 8 tiles
         const int64_t nt = std::min<int64_t>(8, p.Tw - x0 / 2);
-        const __mmask16 lm = run_mask(x0, 16, 0, g.Wo);
+        const __mmask16 lm = run_mask(x0, 16, g.Wo);
         __m512 y0[16], y1[16];
         for (int64_t i = 0; i < 16; i++) {
           const float* src = gy + (o0 + i) * g.P + 2 * ty * g.Wo + x0;
