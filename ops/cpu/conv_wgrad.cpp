@@ -328,8 +328,7 @@ void conv_wgrad(const ConvGeom& g, const float* x, const float* gy, float* dw, v
             const int64_t op = u / (p.cpan * p.taps), cp = u / p.taps % p.cpan, tap = u % p.taps;
             const int64_t i = tap / g.kw, j = tap % g.kw;
             // Winograd: tap e reads its own V and M planes; else the input plane of (i, j), s rows on
-            const int64_t plane = p.wino ? tap : (i % g.sh) * g.sw + j % g.sw;
-            const int64_t s = p.wino ? 0 : (i / g.sh) * p.Wp + j / g.sw;
+            const int64_t plane = (i % g.sh) * g.sw + j % g.sw, s = (i / g.sh) * p.Wp + j / g.sw;
             const float* b = pb + (p.wino ? tap * p.opan * w * p.Q : 0);
             __mmask16 mk[4];
             for (int v = 0; v < p.nv; v++) {
