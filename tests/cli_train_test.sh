@@ -51,6 +51,13 @@ for f in util_fmnist_K16_4.svg rec_fmnist_K32_4.svg recon_fmnist_K32_4.png util_
 done
 run_ok "table rerun keeps finished runs" "$root/tools/experiments/table.sh" --nsvq "$nsvq" --preset quickstart --steps 4 \
   --codes "16 32" --quantizers "vq nsvq" --seeds "0 1" --eval-n 40 --no-fd-net --out "$tmp/table"
+# two trainers side by side (one thread each when there are 2 cores) train the same runs bitwise
+run_ok "experiment table --jobs 2" "$root/tools/experiments/table.sh" --nsvq "$nsvq" --preset quickstart --steps 4 \
+  --codes 32 --quantizers "vq nsvq" --seeds 1 --eval-n 40 --no-fd-net --jobs 2 --out "$tmp/table2" -- --drift-every 2 --probe 16
+for r in vq-K32-s1 nsvq-K32-s1; do
+  check "--jobs 2 run $r is bitwise the same" cmp -s "$tmp/table/$r/checkpoint.safetensors" "$tmp/table2/$r/checkpoint.safetensors"
+done
+expect_fail "table: bad --jobs" "--jobs must be an integer" "$root/tools/experiments/table.sh" --nsvq "$nsvq" --jobs 0
 expect_fail "report of a non-run" "not a training run folder" "$nsvq" report -o "$tmp/rep2" "$tmp/table/report"
 # ---- the studies in miniature (tools/experiments/studies.sh): stress test at m = 2, ablation, sensitivity + reports
 run_ok "experiment studies" "$root/tools/experiments/studies.sh" --nsvq "$nsvq" --preset quickstart --steps 10 --codes 16 \
