@@ -79,7 +79,8 @@ if [ "$JOBS" = 1 ]; then
     run_one $j
   done
 else
-  # J trainers at a time, cores/J threads each (arrays do not cross export: the job re-sources this state)
+  # J trainers at a time, cores/J threads each; arrays do not cross export, so each job rebuilds them from
+  # words (options after -- must not contain spaces here)
   NT=$(( $(nproc) / JOBS )); [ "$NT" -ge 1 ] || NT=1
   export -f run_one
   export OUT BIN PRESET DATA EVALN
