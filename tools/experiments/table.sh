@@ -73,20 +73,18 @@ for K in $CODES; do
     done
   done
 done
-if [ "$JOBS" = 1 ]; then
-  for j in "${JOBLIST[@]}"; do
-    # shellcheck disable=SC2086
-    run_one $j
-  done
-else
-  # J trainers at a time, cores/J threads each; arrays do not cross export, so each job rebuilds them from
-  # words (options after -- must not contain spaces here)
-  NT=$(( $(nproc) / JOBS )); [ "$NT" -ge 1 ] || NT=1
-  export -f run_one
-  export OUT BIN PRESET DATA EVALN
-  export STEPOPT_S="${STEPOPT[*]}" FDOPT_S="${FDOPT[*]}" EXTRA_S="${EXTRA[*]}"
-  # shellcheck disable=SC2016
-  printf '%s\n' "${JOBLIST[@]}" | OMP_NUM_THREADS=$NT xargs -d '\n' -P "$JOBS" -n 1 bash -c \
-    'read -ra STEPOPT <<<"$STEPOPT_S"; read -ra FDOPT <<<"$FDOPT_S"; read -ra EXTRA <<<"$EXTRA_S"; run_one $1' _
-fi
+# J runs at a time, each a background subshell (it keeps the arrays), with cores/J threads when J > 1.
+# After a failure no new run starts, and the script stops before the report.
+NT=$(( $(nproc) / JOBS )); [ "$NT" -ge 1 ] || NT=1
+[ "$JOBS" = 1 ] || export OMP_NUM_THREADS=$NT
+failed=0 running=0
+for j in "${JOBLIST[@]}"; do
+  if [ "$running" -ge "$JOBS" ]; then wait -n || failed=1; running=$((running - 1)); fi
+  [ "$failed" = 0 ] || break
+  # shellcheck disable=SC2086
+  run_one $j &
+  running=$((running + 1))
+done
+while [ "$running" -gt 0 ]; do wait -n || failed=1; running=$((running - 1)); done
+[ "$failed" = 0 ] || exit 1
 "$BIN" report -q -o "$OUT/report" "${RUNS[@]}"
