@@ -75,6 +75,11 @@ check "ablation rows in order" diff <(grep -o '^| nsvq | o[nf]* | o[nf]* | [0-9]
 check "ablation: nsvq options do not apply to vq" grep -q '^| vq | — | — | 10 | — |' "$S/report-ablation/report.md"
 check "sensitivity lambda rows" test "$(grep -c '^| nsvq | 0\.[0-9]* | 0 |' "$S/report-sensitivity-lambda/report.md")" -eq 5
 for f in tau-decay stage1 replace-threshold; do check "sensitivity $f" test -s "$S/report-sensitivity-$f/psnr_vs_${f}_fmnist_K16_10.svg"; done
+# a sensitivity sweep given no values is skipped, its report too (the others still run)
+run_ok "studies: empty sweeps" "$root/tools/experiments/studies.sh" --nsvq "$nsvq" --preset quickstart --steps 10 --codes 16 \
+  --eval-n 20 --no-fd-net --studies sensitivity --lambdas 0.1 --tau-decays '' --stage1-pcts '' --thresholds '' --out "$tmp/st2" -- --probe 16
+check "studies: the one sweep reported" test "$(grep -c '^| nsvq | 0\.[0-9]* | 0 |' "$tmp/st2/report-sensitivity-lambda/report.md")" -eq 2
+check "studies: no report of an empty sweep" test ! -e "$tmp/st2/report-sensitivity-stage1"
 expect_fail "report mixing options" "differ in --encoder-lr-mult" "$nsvq" report -o "$tmp/rep4" "$S/stress/nsvq-m1-s0" "$S/stress/nsvq-m2-s0"
 expect_fail "report --by unknown" "no such training option" "$nsvq" report --by nope -o "$tmp/rep4" "$S/stress/nsvq-m1-s0"
 expect_fail "report the same run twice" "same run" "$nsvq" report -o "$tmp/rep4" "$S/stress/nsvq-m1-s0" "$S/stress/nsvq-m1-s0"

@@ -141,6 +141,9 @@ if has ablation; then
 fi
 if has sensitivity; then
   for f in lambda tau-decay stage1 replace-threshold; do
-    $R "$f" -o "$OUT/report-sensitivity-$f" "$OUT/$DEFAULT" "$OUT"/sensitivity/"$f"-*[0-9]
+    # a sweep given no values (e.g. --stage1-pcts '') and never run into OUT has no report
+    mapfile -t SWEEP < <(compgen -G "$OUT/sensitivity/$f-*[0-9]" || true)
+    [ "${#SWEEP[@]}" -gt 0 ] || continue
+    $R "$f" -o "$OUT/report-sensitivity-$f" "$OUT/$DEFAULT" "${SWEEP[@]}"
   done
 fi
