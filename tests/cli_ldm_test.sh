@@ -15,7 +15,7 @@ for k in a b; do  # two different tokenizers (seeds)
     --seed $([ $k = a ] && echo 0 || echo 1) --out "$tmp/tok-$k"
 done
 TA=$tmp/tok-a/checkpoint.safetensors TB=$tmp/tok-b/checkpoint.safetensors
-L="ldm-train --n-train 300 --batch 16 --steps 40 --lr 1e-3 --log-every 10 --ckpt-every 15 -q"
+L="ldm-train --n-train 300 --batch 16 --steps 40 --log-every 10 --ckpt-every 15 -q"  # the default lr
 
 # ---- training learns, resume is bitwise exact
 run_ok "ldm-train" "$nsvq" $L -m "$TA" --out "$tmp/l1"
@@ -23,11 +23,18 @@ first=$(grep -o '"loss": [0-9.e-]*' "$tmp/l1/metrics.jsonl" | head -1 | cut -d' 
 last=$(grep -o '"loss": [0-9.e-]*' "$tmp/l1/metrics.jsonl" | tail -1 | cut -d' ' -f2)
 check "loss falls ($first -> $last)" awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.5 * a) }'
 for f in checkpoint.safetensors latents.safetensors.zst samples.png metrics.jsonl; do check "output $f" test -s "$tmp/l1/$f"; done
+# the defaults are docs/ldm.md's: lr 1e-3 (a command-line default of 1e-4 once left samples at chance)
+check "default lr 1e-3 in the stored config" grep -q '"lr": 0.001,' "$tmp/l1/metrics.jsonl"
+expect_ok "--help shows the default lr" "(default 0.001)" "$nsvq" ldm-train --help
+# --ckpt-every keeps each periodic checkpoint for evaluation part-way
+for s in 15 30; do check "checkpoint-$s kept" test -s "$tmp/l1/checkpoint-$s.safetensors"; done
+check "no snapshot off the period" test ! -e "$tmp/l1/checkpoint-40.safetensors"
 run_ok "ldm-train stopped" "$nsvq" $L -m "$TA" --out "$tmp/l2" --stop-after 17
 run_ok "ldm-train resumed" "$nsvq" ldm-train --resume -q --out "$tmp/l2"
 check "resume is bitwise exact" cmp -s "$tmp/l1/checkpoint.safetensors" "$tmp/l2/checkpoint.safetensors"
 check "metrics identical but timing" diff <(sed 's/"ms_per_step.*//' "$tmp/l1/metrics.jsonl") \
   <(sed 's/"ms_per_step.*//' "$tmp/l2/metrics.jsonl")
+check "the snapshots of a resumed run are those of an uninterrupted one" cmp -s "$tmp/l1/checkpoint-30.safetensors" "$tmp/l2/checkpoint-30.safetensors"
 run_ok "continue to more steps" "$nsvq" ldm-train --resume -q --out "$tmp/l2" --steps 45
 
 # ---- the latent cache: reused for the same tokenizer, rebuilt for another
@@ -50,6 +57,8 @@ run_ok "fd-net" "$nsvq" fd-net train --epochs 1 -o "$tmp/fd.safetensors"
 expect_ok "eval-gen" '"class_acc_guided"' "$nsvq" eval-gen -m "$M" --fd-net "$tmp/fd.safetensors" --n 20 --steps 3 --json
 acc=$(grep -o '"class_acc_test": [0-9.]*' "$tmp/out" | cut -d' ' -f2)
 check "the fd-net classifies the test images it is given ($acc)" awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.6) }'
+expect_ok "eval-gen of a kept checkpoint" '"ldm_step": 15,' "$nsvq" eval-gen -m "$tmp/l1/checkpoint-15.safetensors" \
+  --fd-net "$tmp/fd.safetensors" --n 20 --steps 3 --json
 
 # ---- the generation table in miniature (tools/experiments/gen_table.sh): two tokenizers of a table folder
 for q in nsvq vq; do

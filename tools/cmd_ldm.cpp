@@ -15,28 +15,19 @@
 namespace nsvq {
 
 int cmd_ldm_train(int argc, char** argv, int first) {
-  LdmConfig d;
-  Args a("ldm-train", "Trains a class-conditional DiT (DDPM, epsilon prediction) on a frozen tokenizer's latents.",
-         {{"model", "m", "", "tokenizer checkpoint (nsvq train); not needed with --resume"},
-          {"data", "", d.data, "training images: fmnist | cifar10:DIR | folder:DIR (one subfolder per class)"},
-          {"n-train", "", std::to_string(d.n_train), "use the first N training images (0: all)"},
-          {"dit", "", d.dit, "DiT size: tier1 (hidden 128, depth 4, heads 4) | tier2 (384, 12, 6)"},
-          {"steps", "", std::to_string(d.steps), "training steps in total (with --resume: continue up to this many)"},
-          {"batch", "", std::to_string(d.batch), "latents per step"},
-          {"lr", "", "0.0001", "AdamW learning rate (betas 0.9, 0.999)"},
-          {"weight-decay", "", "0", "AdamW decoupled weight decay"},
-          {"ema", "", "0.999", "decay of the weight EMA used for sampling"},
-          {"class-dropout", "", "0.1", "probability of the null class (classifier-free guidance)"},
-          {"timesteps", "", std::to_string(d.T), "diffusion steps T (linear beta schedule 0.0015..0.0195)"},
-          {"seed", "", "0", "seed of initialisation, data order, noise and label dropout"},
-          {"log-every", "", std::to_string(d.log_every), "steps between metrics.jsonl lines"},
-          {"ckpt-every", "", std::to_string(d.ckpt_every), "steps between checkpoints"},
-          {"out", "o", "", "run folder (default: a new runs/ldm[-N])"},
-          {"resume", "", "", "continue the run in --out from its checkpoint up to --steps", true},
-          {"stop-after", "", "-1", "stop with a checkpoint after this many steps of this invocation (-1: never)"},
-          {"quiet", "q", "", "no progress output", true},
-          {"device", "", "cpu", "cpu | cuda | cuda:N"}, NSVQ_PRECISION_OPTION,
-          {"threads", "t", "0", "CPU threads (0: all cores)"}},
+  const LdmConfig def;  // every default comes from the config struct, through the field table
+  std::vector<Opt> opts = {{"model", "m", "", "tokenizer checkpoint (nsvq train); not needed with --resume"}};
+  for (const LdmField& f : ldm_fields())
+    if (f.option()) opts.push_back({f.name, "", f.get(def), f.help});
+  opts.insert(opts.end(),
+              {{"out", "o", "", "run folder (default: a new runs/ldm[-N])"},
+               {"resume", "", "", "continue the run in --out from its checkpoint up to --steps", true},
+               {"stop-after", "", "-1", "stop with a checkpoint after this many steps of this invocation (-1: never)"},
+               {"quiet", "q", "", "no progress output", true},
+               {"device", "", "cpu", "cpu | cuda | cuda:N"},
+               NSVQ_PRECISION_OPTION,
+               {"threads", "t", "0", "CPU threads (0: all cores)"}});
+  Args a("ldm-train", "Trains a class-conditional DiT (DDPM, epsilon prediction) on a frozen tokenizer's latents.", opts,
          argc, argv, first);
   if (!a.positional().empty()) fail("nsvq ldm-train: unexpected argument '%s'", a.positional()[0].c_str());
   cpu_set_threads((int)a.i64("threads"));
@@ -46,27 +37,17 @@ int cmd_ldm_train(int argc, char** argv, int first) {
   o.stop_after = a.i64("stop-after");
   o.tokenizer = a.str("model");
   if (o.resume) {
-    for (const char* k : {"model", "data", "n-train", "dit", "batch", "lr", "weight-decay", "ema", "class-dropout",
-                          "timesteps", "seed", "log-every", "ckpt-every"})
-      if (a.given(k)) fail("nsvq ldm-train: --resume continues the stored config; --%s cannot be given with it (only --steps)", k);
+    if (a.given("model")) fail("nsvq ldm-train: --resume continues the stored config; --model cannot be given with it (only --steps)");
+    for (const LdmField& f : ldm_fields())
+      if (f.option() && f.name != "steps" && a.given(f.name))
+        fail("nsvq ldm-train: --resume continues the stored config; --%s cannot be given with it (only --steps)", f.name.c_str());
     if (!a.given("out")) fail("nsvq ldm-train: --resume needs --out DIR (the run to continue)");
   } else if (o.tokenizer.empty()) {
     fail("nsvq ldm-train: give the tokenizer checkpoint with -m CKPT");
   }
-  LdmConfig c;
-  c.data = a.str("data");
-  c.n_train = a.i64("n-train");
-  c.dit = a.str("dit");
-  c.steps = a.i64("steps");
-  c.batch = a.i64("batch");
-  c.lr = a.f64("lr");
-  c.weight_decay = a.f64("weight-decay");
-  c.ema = a.f64("ema");
-  c.class_dropout = a.f64("class-dropout");
-  c.T = a.i64("timesteps");
-  c.seed = a.i64("seed");
-  c.log_every = a.i64("log-every");
-  c.ckpt_every = a.i64("ckpt-every");
+  LdmConfig c = def;
+  for (const LdmField& f : ldm_fields())
+    if (f.option() && a.given(f.name)) f.set(c, a.str(f.name));
   if (a.given("out")) {
     o.out = a.str("out");
   } else {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <numeric>
 #include "engine/rng.h"
 #include "models/json.h"
@@ -74,60 +75,75 @@ DitStep dit_train_step(Graph& g, const Dit& dit, AdamW& adam, int64_t B) {
   return s;
 }
 
-// ------------------------------------------------------------------------------- config
-
-std::string ldm_config_json(const LdmConfig& c) {
-  std::string s = "{\"data\": " + json_escape(c.data) + ", \"n_train\": " + std::to_string(c.n_train) +
-                  ", \"dit\": " + json_escape(c.dit);
-  auto i = [&](const char* k, int64_t v) { s += std::string(", \"") + k + "\": " + std::to_string(v); };
-  auto d = [&](const char* k, double v) { s += std::string(", \"") + k + "\": " + json_number(v); };
-  i("steps", c.steps);
-  i("batch", c.batch);
-  d("lr", c.lr);
-  d("weight_decay", c.weight_decay);
-  d("ema", c.ema);
-  d("class_dropout", c.class_dropout);
-  i("T", c.T);
-  d("beta_start", c.beta_start);
-  d("beta_end", c.beta_end);
-  i("seed", c.seed);
-  i("log_every", c.log_every);
-  i("ckpt_every", c.ckpt_every);
-  i("scale_n", c.scale_n);
-  return s + "}";
+AdamConfig ldm_adam_config(const LdmConfig& c) {
+  AdamConfig ac;
+  ac.lr = (float)c.lr;
+  ac.beta1 = 0.9f;
+  ac.beta2 = 0.999f;
+  ac.weight_decay = (float)c.weight_decay;
+  return ac;
 }
 
+void ldm_fill_batch(Graph& g, const DitStep& s, const LdmConfig& cfg, const DdpmSchedule& sch, int num_classes,
+                    int64_t step, const std::function<int32_t(float* y0)>& next, LdmBatch& buf) {
+  const int64_t B = s.xt->ne[0], per = s.xt->numel() / B;
+  buf.xt.resize((size_t)(B * per));
+  buf.eps.resize((size_t)(B * per));
+  buf.y0.resize((size_t)per);
+  buf.t.resize((size_t)B);
+  buf.y.resize((size_t)B);
+  Rng r((uint64_t)cfg.seed * 0x9E3779B97F4A7C15ull + (uint64_t)step, 5);
+  for (int64_t b = 0; b < B; b++) {
+    const int32_t label = next(buf.y0.data());
+    const int64_t t = r.below((uint32_t)cfg.T);
+    buf.t[(size_t)b] = (int32_t)t;
+    buf.y[(size_t)b] = r.uniform() <= cfg.class_dropout ? num_classes : label;
+    const double sa = std::sqrt(sch.alpha_bar[(size_t)t]), s1 = std::sqrt(1.0 - sch.alpha_bar[(size_t)t]);
+    for (int64_t k = 0; k < per; k++) {
+      float e = r.normal();
+      buf.eps[(size_t)(b * per + k)] = e;
+      buf.xt[(size_t)(b * per + k)] = (float)(sa * buf.y0[(size_t)k] + s1 * e);
+    }
+  }
+  g.set_f32(s.xt, buf.xt);
+  g.set_f32(s.eps, buf.eps);
+  g.set_i32(s.t, buf.t);
+  g.set_i32(s.y, buf.y);
+}
+
+// ------------------------------------------------------------------------------- config
+
+const std::vector<LdmField>& ldm_fields() {
+  static const std::vector<LdmField> f = [] {
+    ConfigFieldList<LdmConfig> L;
+    L.s("data", &LdmConfig::data, "training images: fmnist | cifar10:DIR | folder:DIR (one subfolder per class)");
+    L.i("n-train", &LdmConfig::n_train, "use the first N training images (0: all)", "n_train");
+    L.s("dit", &LdmConfig::dit, "DiT size: tier1 (hidden 128, depth 4, heads 4) | tier2 (384, 12, 6)");
+    L.i("steps", &LdmConfig::steps, "training steps in total (with --resume: continue up to this many)");
+    L.i("batch", &LdmConfig::batch, "latents per step");
+    L.f("lr", &LdmConfig::lr, "AdamW learning rate (betas 0.9, 0.999; docs/ldm.md)");
+    L.f("weight-decay", &LdmConfig::weight_decay, "AdamW decoupled weight decay", "weight_decay");
+    L.f("ema", &LdmConfig::ema, "decay of the weight EMA used for sampling");
+    L.f("class-dropout", &LdmConfig::class_dropout, "probability of the null class (classifier-free guidance)",
+        "class_dropout");
+    L.i("timesteps", &LdmConfig::T, "diffusion steps T (linear beta schedule 0.0015..0.0195)", "T");
+    L.f("beta-start", &LdmConfig::beta_start, "", "beta_start");
+    L.f("beta-end", &LdmConfig::beta_end, "", "beta_end");
+    L.i("seed", &LdmConfig::seed, "seed of initialisation, data order, noise and label dropout");
+    L.i("log-every", &LdmConfig::log_every, "steps between metrics.jsonl lines", "log_every");
+    L.i("ckpt-every", &LdmConfig::ckpt_every,
+        "steps between checkpoints (checkpoint.safetensors, what --resume continues); each is also kept as "
+        "checkpoint-STEP.safetensors for sample / eval-gen part-way", "ckpt_every");
+    L.i("scale-n", &LdmConfig::scale_n, "", "scale_n");
+    return L.v;
+  }();
+  return f;
+}
+
+std::string ldm_config_json(const LdmConfig& c) { return config_json(ldm_fields(), c); }
+
 LdmConfig ldm_config_from_json(const std::string& text, const std::string& what) {
-  Json j = json_parse(text, what);
-  if (j.kind != Json::OBJECT) fail("%s: the LDM config is not a JSON object", what.c_str());
-  LdmConfig c;
-  auto str = [&](const char* k, std::string& v) {
-    const Json* e = j.find(k);
-    if (!e || e->kind != Json::STRING) fail("%s: LDM config has no string \"%s\"", what.c_str(), k);
-    v = e->str;
-  };
-  auto num = [&](const char* k) {
-    const Json* e = j.find(k);
-    if (!e || e->kind != Json::NUMBER) fail("%s: LDM config has no number \"%s\"", what.c_str(), k);
-    return std::stod(e->str);
-  };
-  str("data", c.data);
-  str("dit", c.dit);
-  c.n_train = (int64_t)num("n_train");
-  c.steps = (int64_t)num("steps");
-  c.batch = (int64_t)num("batch");
-  c.lr = num("lr");
-  c.weight_decay = num("weight_decay");
-  c.ema = num("ema");
-  c.class_dropout = num("class_dropout");
-  c.T = (int64_t)num("T");
-  c.beta_start = num("beta_start");
-  c.beta_end = num("beta_end");
-  c.seed = (int64_t)num("seed");
-  c.log_every = (int64_t)num("log_every");
-  c.ckpt_every = (int64_t)num("ckpt_every");
-  c.scale_n = (int64_t)num("scale_n");
-  return c;
+  return config_from_json(ldm_fields(), text, what);
 }
 
 namespace {
@@ -282,6 +298,21 @@ Latents latents_get(const std::string& path, const std::string& tok_hash, const 
   return L;
 }
 
+// Keeps the checkpoint just written under another name as well (a hard link: no second write; a copy
+// where the file system has none), atomically: the name holds the complete file or nothing.
+void keep_snapshot(const std::string& ckpt, const std::string& snap) {
+  const std::string tmp = snap + ".tmp";
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  fs::create_hard_link(ckpt, tmp, ec);
+  if (ec) {
+    ec.clear();
+    fs::copy_file(ckpt, tmp, ec);
+  }
+  if (!ec) fs::rename(tmp, snap, ec);
+  if (ec) fail("%s: cannot keep the checkpoint (%s)", snap.c_str(), ec.message().c_str());
+}
+
 // host copies of Store tensors, for writing next to other tensors
 struct HostTensors {
   std::vector<SafetensorsTensor> ts;
@@ -307,12 +338,65 @@ struct HostTensors {
 
 // ------------------------------------------------------------------------------- the network at run time
 
-// The DiT's forward graph for a fixed batch, for sampling.
-struct LdmModel::Net {
-  int64_t B = 0;
-  std::unique_ptr<Graph> g;
-  Tensor *x = nullptr, *t = nullptr, *y = nullptr, *eps = nullptr;
-};
+// ------------------------------------------------------------------------------- sampling
+
+DitSampler::DitSampler(const Dit& dit, Backend* be, const DdpmSchedule& sch) : dit_(dit), be_(be), sch_(sch) {}
+DitSampler::~DitSampler() = default;
+
+std::vector<float> DitSampler::sample(const std::vector<int32_t>& labels, int64_t steps, double cfgw, uint64_t seed) {
+  const DitConfig& dc = dit_.config();
+  const int64_t n = (int64_t)labels.size(), D = dc.in_channels, S = dc.input_size, per = D * S * S;
+  if (n < 1) fail("sample: no samples asked for");
+  for (int32_t c : labels)
+    if (c < 0 || c >= dc.num_classes) fail("sample: class %d out of range (the model has %d classes)", c, dc.num_classes);
+  if (!(cfgw >= 0) || !std::isfinite(cfgw)) fail("sample: --cfg must be a finite number >= 0");
+  std::vector<int64_t> ts = ddim_timesteps(sch_.T, steps);
+  const bool guided = cfgw != 1.0;
+  const int64_t chunk = std::min<int64_t>(n, 128), GB = guided ? 2 * chunk : chunk;
+  if (!g_ || B_ != GB) {  // the forward graph for this batch (kept for the next call with the same size)
+    g_ = std::make_unique<Graph>(be_);
+    B_ = GB;
+    x_ = g_->input(DType::f32, {GB, D, S, S}, "x");
+    t_ = g_->input(DType::i32, {GB}, "t");
+    y_ = g_->input(DType::i32, {GB}, "y");
+    eps_ = dit_.forward(*g_, x_, t_, y_);
+    g_->mark_output(eps_);
+    g_->plan();
+  }
+  Graph& g = *g_;
+  Rng rng(seed, 77);
+  std::vector<float> x((size_t)(n * per));
+  for (float& v : x) v = rng.normal();  // all starting noise first: a sample does not depend on the chunking
+  std::vector<float> xin((size_t)(GB * per)), e((size_t)(chunk * per));
+  std::vector<int32_t> tin((size_t)GB), yin((size_t)GB);
+  for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+    const int64_t nb = std::min(chunk, n - c0);
+    float* xc = x.data() + c0 * per;
+    for (int64_t b = 0; b < chunk; b++) {  // a short last chunk repeats its last sample (outputs ignored)
+      yin[(size_t)b] = labels[(size_t)(c0 + std::min(b, nb - 1))];
+      if (guided) yin[(size_t)(chunk + b)] = dc.num_classes;  // the null class
+    }
+    for (int64_t i = steps - 1; i >= 0; i--) {
+      const int64_t t = ts[(size_t)i];
+      for (int64_t b = 0; b < GB; b++) {
+        const int64_t src = std::min(b % chunk, nb - 1);
+        std::copy(xc + src * per, xc + (src + 1) * per, xin.data() + b * per);
+        tin[(size_t)b] = (int32_t)t;
+      }
+      g.set_f32(x_, xin);
+      g.set_i32(t_, tin);
+      g.set_i32(y_, yin);
+      g.compute();
+      std::vector<float> eo = g.get_f32(eps_);
+      for (int64_t k = 0; k < chunk * per; k++)
+        e[(size_t)k] = guided ? (float)(eo[(size_t)(chunk * per + k)] + cfgw * (eo[(size_t)k] - eo[(size_t)(chunk * per + k)]))
+                              : eo[(size_t)k];
+      double ab = sch_.alpha_bar[(size_t)t], ab_prev = i > 0 ? sch_.alpha_bar[(size_t)ts[(size_t)(i - 1)]] : 1.0;
+      ddim_step(xc, e.data(), nb * per, ab, ab_prev);
+    }
+  }
+  return x;
+}
 
 LdmModel::LdmModel(const std::string& path, Backend* be, bool raw_weights) {
   SafetensorsFile f = safetensors_read(path);
@@ -335,73 +419,25 @@ LdmModel::LdmModel(const std::string& path, Backend* be, bool raw_weights) {
     LoadReport re = load_tensors(*st_, f, st_->params(GROUP_DIT), false, "ema.");
     if (!re.missing.empty()) fail("%s: tensor ema.%s is missing", path.c_str(), re.missing[0].c_str());
   }
-  net_ = std::make_unique<Net>();
+  sampler_ = std::make_unique<DitSampler>(*dit_, be, ddpm_linear(cfg_.T, cfg_.beta_start, cfg_.beta_end));
 }
 
 LdmModel::~LdmModel() = default;
 
 std::vector<float> LdmModel::sample(const std::vector<int32_t>& labels, int64_t steps, double cfgw, uint64_t seed,
                                     std::vector<int32_t>* tokens) {
-  const int64_t n = (int64_t)labels.size(), D = dc_.in_channels, S = dc_.input_size, per = D * S * S;
-  if (n < 1) fail("sample: no samples asked for");
-  for (int32_t c : labels)
-    if (c < 0 || c >= dc_.num_classes) fail("sample: class %d out of range (the model has %d classes)", c, dc_.num_classes);
-  if (!(cfgw >= 0) || !std::isfinite(cfgw)) fail("sample: --cfg must be a finite number >= 0");
-  DdpmSchedule sch = ddpm_linear(cfg_.T, cfg_.beta_start, cfg_.beta_end);
-  std::vector<int64_t> ts = ddim_timesteps(cfg_.T, steps);
-  const bool guided = cfgw != 1.0;
-  const int64_t chunk = std::min<int64_t>(n, 128), GB = guided ? 2 * chunk : chunk;
-  if (!net_->g || net_->B != GB) {
-    net_->g = std::make_unique<Graph>(st_->backend());
-    Graph& g = *net_->g;
-    net_->B = GB;
-    net_->x = g.input(DType::f32, {GB, D, S, S}, "x");
-    net_->t = g.input(DType::i32, {GB}, "t");
-    net_->y = g.input(DType::i32, {GB}, "y");
-    net_->eps = dit_->forward(g, net_->x, net_->t, net_->y);
-    g.mark_output(net_->eps);
-    g.plan();
-  }
-  Graph& g = *net_->g;
-  const int64_t R = tok_.model->resolution(), C = tok_.model->channels(), P = S * S;
+  std::vector<float> y = sampler_->sample(labels, steps, cfgw, seed);
+  // decode: z = y * scale, snapped to the nearest codes inside the tokenizer, in chunks of 128
+  const int64_t n = (int64_t)labels.size(), per = dc_.in_channels * dc_.input_size * dc_.input_size,
+                P = dc_.input_size * dc_.input_size, R = tok_.model->resolution(), C = tok_.model->channels();
   std::vector<float> out((size_t)(n * C * R * R));
   if (tokens) tokens->assign((size_t)(n * P), 0);
-  Rng rng(seed, 77);
-  std::vector<float> x((size_t)(n * per));
-  for (float& v : x) v = rng.normal();  // all starting noise first: a sample does not depend on the chunking
-  std::vector<float> xin((size_t)(GB * per)), e((size_t)(chunk * per));
-  std::vector<int32_t> tin((size_t)GB), yin((size_t)GB);
-  for (int64_t c0 = 0; c0 < n; c0 += chunk) {
-    const int64_t nb = std::min(chunk, n - c0);
-    float* xc = x.data() + c0 * per;
-    for (int64_t b = 0; b < chunk; b++) {  // a short last chunk repeats its last sample (outputs ignored)
-      int32_t lab = labels[(size_t)(c0 + std::min(b, nb - 1))];
-      yin[(size_t)b] = lab;
-      if (guided) yin[(size_t)(chunk + b)] = dc_.num_classes;  // the null class
-    }
-    for (int64_t i = steps - 1; i >= 0; i--) {
-      const int64_t t = ts[(size_t)i];
-      for (int64_t b = 0; b < GB; b++) {
-        const int64_t src = std::min(b % chunk, nb - 1);
-        std::copy(xc + src * per, xc + (src + 1) * per, xin.data() + b * per);
-        tin[(size_t)b] = (int32_t)t;
-      }
-      g.set_f32(net_->x, xin);
-      g.set_i32(net_->t, tin);
-      g.set_i32(net_->y, yin);
-      g.compute();
-      std::vector<float> eo = g.get_f32(net_->eps);
-      for (int64_t k = 0; k < chunk * per; k++)
-        e[(size_t)k] = guided ? (float)(eo[(size_t)(chunk * per + k)] + cfgw * (eo[(size_t)k] - eo[(size_t)(chunk * per + k)]))
-                              : eo[(size_t)k];
-      double ab = sch.alpha_bar[(size_t)t], ab_prev = i > 0 ? sch.alpha_bar[(size_t)ts[(size_t)(i - 1)]] : 1.0;
-      ddim_step(xc, e.data(), nb * per, ab, ab_prev);
-    }
-    // decode: z = x0 * scale, snapped to the nearest codes inside the tokenizer
-    std::vector<float> z(xc, xc + nb * per);
-    for (float& v : z) v = (float)(v * scale_);
-    std::vector<int32_t> idx((size_t)(nb * P));
-    tok_.model->decode_latent(z.data(), nb, out.data() + c0 * C * R * R, idx.data());
+  for (float& v : y) v = (float)(v * scale_);
+  std::vector<int32_t> idx;
+  for (int64_t c0 = 0; c0 < n; c0 += 128) {
+    const int64_t nb = std::min<int64_t>(128, n - c0);
+    idx.resize((size_t)(nb * P));
+    tok_.model->decode_latent(y.data() + c0 * per, nb, out.data() + c0 * C * R * R, idx.data());
     if (tokens) std::copy(idx.begin(), idx.end(), tokens->begin() + c0 * P);
   }
   return out;
@@ -448,22 +484,17 @@ int ldm_train(LdmConfig cfg, const LdmTrainOptions& opt, bool steps_given, Backe
   const DitConfig dc = dit_for(cfg.dit, tm, L.num_classes);
   Store st(be);
   Dit dit(st, dc, (uint64_t)cfg.seed);
-  AdamConfig ac;
-  ac.lr = (float)cfg.lr;
-  ac.beta1 = 0.9f;
-  ac.beta2 = 0.999f;
-  ac.weight_decay = (float)cfg.weight_decay;
-  AdamW adam(st, st.params(GROUP_DIT), ac, "adam");
+  AdamW adam(st, st.params(GROUP_DIT), ldm_adam_config(cfg), "adam");
   std::vector<std::pair<Tensor*, Tensor*>> ema;
   for (Tensor* p : st.params(GROUP_DIT)) {
     Tensor* e = st.add("ema." + p->name, DType::f32, p->shape(), TF_PERSIST, p->group);
     st.upload_f32(e, st.download_f32(p));
     ema.push_back({p, e});
   }
-  const int64_t B = cfg.batch, D = dc.in_channels, S = dc.input_size, per = D * S * S;
+  const int64_t B = cfg.batch, D = dc.in_channels, S = dc.input_size;
   Graph g(be);
   const DitStep ds = dit_train_step(g, dit, adam, B);
-  Tensor *xt = ds.xt, *tt = ds.t, *yy = ds.y, *target = ds.eps, *loss = ds.loss, *gnorm = ds.gnorm;
+  Tensor *loss = ds.loss, *gnorm = ds.gnorm;
 
   int64_t step = 0, epoch = 0, pos = 0;
   double loss_sum = 0, ms_sum = 0;  // the open logging interval (carried across a resume)
@@ -522,37 +553,23 @@ int ldm_train(LdmConfig cfg, const LdmTrainOptions& opt, bool steps_given, Backe
   };
   make_order();
   DdpmSchedule sch = ddpm_linear(cfg.T, cfg.beta_start, cfg.beta_end);
-  std::vector<float> xv((size_t)(B * per)), ev((size_t)(B * per)), y0((size_t)per);
-  std::vector<int32_t> tv((size_t)B), lv((size_t)B);
+  LdmBatch batch;
   StopSignals signals;
   int64_t done_here = 0, bad_run = 0;
   auto t_start = chr::steady_clock::now();
   while (step < cfg.steps) {
     auto t0 = chr::steady_clock::now();
     // the batch: data order from (seed, epoch), noise / timesteps / label dropout from (seed, step)
-    Rng r((uint64_t)cfg.seed * 0x9E3779B97F4A7C15ull + (uint64_t)step, 5);
-    for (int64_t b = 0; b < B; b++) {
+    ldm_fill_batch(g, ds, cfg, sch, dc.num_classes, step, [&](float* y0) {
       if (pos >= L.N) {
         epoch++;
         pos = 0;
         make_order();
       }
       int64_t i = order[(size_t)pos++];
-      L.latent(i, y0.data());
-      int64_t t = r.below((uint32_t)cfg.T);
-      tv[(size_t)b] = (int32_t)t;
-      lv[(size_t)b] = r.uniform() <= cfg.class_dropout ? dc.num_classes : L.labels[(size_t)i];
-      const double sa = std::sqrt(sch.alpha_bar[(size_t)t]), s1 = std::sqrt(1.0 - sch.alpha_bar[(size_t)t]);
-      for (int64_t k = 0; k < per; k++) {
-        float e = r.normal();
-        ev[(size_t)(b * per + k)] = e;
-        xv[(size_t)(b * per + k)] = (float)(sa * y0[(size_t)k] + s1 * e);
-      }
-    }
-    g.set_f32(xt, xv);
-    g.set_f32(target, ev);
-    g.set_i32(tt, tv);
-    g.set_i32(yy, lv);
+      L.latent(i, y0);
+      return L.labels[(size_t)i];
+    }, batch);
     adam.begin_step(g);
     g.compute();
     float l = g.get_scalar(loss), gn = g.get_scalar(gnorm);
@@ -595,7 +612,9 @@ int ldm_train(LdmConfig cfg, const LdmTrainOptions& opt, bool steps_given, Backe
       loss_n = ms_n = 0;
     }
     bool stop = signals.caught() != 0 || (opt.stop_after >= 0 && done_here >= opt.stop_after);
-    if (step % cfg.ckpt_every == 0 || step == cfg.steps || stop) save();
+    const bool periodic = step % cfg.ckpt_every == 0;
+    if (periodic || step == cfg.steps || stop) save();
+    if (periodic) keep_snapshot(ckpt, opt.out + "/checkpoint-" + std::to_string(step) + ".safetensors");
     if (stop && step < cfg.steps) {
       if (!opt.quiet)
         printf("%sldm-train: %s at step %lld; checkpoint in %s (continue with --resume)\n", tty ? "\n" : "",

@@ -10,11 +10,13 @@
 // metadata, so `nsvq sample` needs nothing else.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 #include "models/dit.h"
 #include "ops/optim.h"
+#include "train/config_fields.h"
 #include "train/tokenizer.h"
 
 namespace nsvq {
@@ -48,10 +50,49 @@ struct LdmConfig {
   double lr = 1e-3, weight_decay = 0.0, ema = 0.999, class_dropout = 0.1;  // lr: see docs/ldm.md
   int64_t T = 1000;
   double beta_start = 0.0015, beta_end = 0.0195;
-  int64_t seed = 0, log_every = 50, ckpt_every = 1000, scale_n = 10000;
+  int64_t seed = 0, log_every = 50, ckpt_every = 2500, scale_n = 10000;
 };
+// Every knob with its option name, help and JSON key (train/config_fields.h): ldm-train's options and
+// defaults, and the config stored in checkpoints, come from this one table.
+using LdmField = ConfigField<LdmConfig>;
+const std::vector<LdmField>& ldm_fields();
 std::string ldm_config_json(const LdmConfig& c);
 LdmConfig ldm_config_from_json(const std::string& text, const std::string& what);
+
+// The DiT's optimizer: AdamW with the config's lr and weight decay, betas (0.9, 0.999).
+AdamConfig ldm_adam_config(const LdmConfig& c);
+
+// The host side of one training batch, reused from step to step.
+struct LdmBatch {
+  std::vector<float> xt, eps, y0;
+  std::vector<int32_t> t, y;
+};
+// Fills batch `step` and sets it as the inputs of the step graph s: for each of its B items, next(y0)
+// writes the clean latent y0 [D, S, S] (zq / scale) and returns its class; the timestep t ~ U{0..T-1},
+// the null class (num_classes) with probability class_dropout and the noise eps come from (seed, step);
+// x_t = sqrt(ab_t) y0 + sqrt(1 - ab_t) eps.
+void ldm_fill_batch(Graph& g, const DitStep& s, const LdmConfig& cfg, const DdpmSchedule& sch, int num_classes,
+                    int64_t step, const std::function<int32_t(float* y0)>& next, LdmBatch& buf);
+
+// DDIM (eta = 0) with classifier-free guidance on a DiT's latents: eps = eps_u + w (eps_c - eps_u), the
+// conditional and null-class halves in one batch (w = 1: conditional only), up to 128 samples per
+// forward. All starting noise is drawn first from the seed, so a sample does not depend on the batch
+// it is computed in. Keeps the forward graph of the last batch size.
+class DitSampler {
+ public:
+  DitSampler(const Dit& dit, Backend* be, const DdpmSchedule& sch);
+  ~DitSampler();
+  // Latents y [n, D, S, S] (the DiT's units, zq / scale) of the given classes, DDIM with `steps` steps.
+  std::vector<float> sample(const std::vector<int32_t>& labels, int64_t steps, double cfg, uint64_t seed);
+
+ private:
+  const Dit& dit_;
+  Backend* be_;
+  DdpmSchedule sch_;
+  int64_t B_ = 0;
+  std::unique_ptr<Graph> g_;
+  Tensor *x_ = nullptr, *t_ = nullptr, *y_ = nullptr, *eps_ = nullptr;
+};
 
 struct LdmTrainOptions {
   std::string out;            // run folder
@@ -81,7 +122,6 @@ class LdmModel {
                             std::vector<int32_t>* tokens = nullptr);
 
  private:
-  struct Net;
   LdmConfig cfg_;
   DitConfig dc_;
   double scale_ = 1.0;
@@ -89,7 +129,7 @@ class LdmModel {
   LoadedTokenizer tok_;
   std::unique_ptr<Store> st_;
   std::unique_ptr<Dit> dit_;
-  std::unique_ptr<Net> net_;
+  std::unique_ptr<DitSampler> sampler_;
 };
 
 }  // namespace nsvq

@@ -83,91 +83,54 @@ QuantizerConfig TrainConfig::quantizer_config(int64_t dim) const {
 
 const std::vector<TrainField>& train_fields() {
   static const std::vector<TrainField> f = [] {
-    std::vector<TrainField> v;
-    auto I = [&](const char* n, int64_t TrainConfig::*p, const char* h) { TrainField t{n, h, 'i'}; t.pi = p; v.push_back(t); };
-    auto F = [&](const char* n, double TrainConfig::*p, const char* h) { TrainField t{n, h, 'f'}; t.pf = p; v.push_back(t); };
-    auto S = [&](const char* n, std::string TrainConfig::*p, const char* h) { TrainField t{n, h, 's'}; t.ps = p; v.push_back(t); };
-    auto B = [&](const char* n, bool TrainConfig::*p, const char* h) { TrainField t{n, h, 'b'}; t.pb = p; v.push_back(t); };
-    S("preset", &TrainConfig::preset, "quickstart | fmnist | cifar10 | imagenet128 (sets the defaults below)");
-    S("model", &TrainConfig::model, "autoencoder preset: fmnist | cifar10 | imagenet128");
-    S("data", &TrainConfig::data, "fmnist | cifar10:DIR | folder:DIR");
-    S("quantizer", &TrainConfig::quantizer, "nsvq | vq | vq-l2 | ema | simvq");
-    I("codes", &TrainConfig::codes, "codebook size K");
-    I("steps", &TrainConfig::steps, "training steps in total (with --resume: continue up to this many)");
-    I("batch", &TrainConfig::batch, "images per step");
-    F("lr", &TrainConfig::lr, "Adam learning rate (betas 0.5, 0.9; both optimizers)");
-    F("encoder-lr-mult", &TrainConfig::encoder_lr_mult, "encoder + quant_conv learning-rate multiplier (drift stress test)");
-    F("grad-clip", &TrainConfig::grad_clip, "clip each optimizer's global gradient norm to this (0: off)");
-    I("seed", &TrainConfig::seed, "seed of initialisation, data order, augmentation and quantizer randomness");
-    F("beta", &TrainConfig::beta, "commitment weight");
-    F("alpha", &TrainConfig::alpha, "nsvq: dense-loss weight");
-    F("lambda", &TrainConfig::lambda, "nsvq: non-winner kernel scale (weights min(1, lambda K s))");
-    B("dense-loss", &TrainConfig::dense_loss, "nsvq: dense kernel embedding loss (off: vanilla codebook loss)");
-    B("modified-ste", &TrainConfig::modified_ste, "nsvq: modified straight-through estimator");
-    B("replace", &TrainConfig::replace, "nsvq: dead-code replacement from the reservoir");
-    B("vq-new", &TrainConfig::vq_new, "nsvq: the VQ_new ablation (drift through the decoder gradient)");
-    S("tau-mode", &TrainConfig::tau_mode, "nsvq: relative (tau_peak = rho * median nearest distance) | absolute");
-    F("tau-peak", &TrainConfig::tau_peak, "nsvq: tau_peak when --tau-mode absolute");
-    F("tau-rho", &TrainConfig::tau_rho, "nsvq: rho when --tau-mode relative");
-    F("tau-decay", &TrainConfig::tau_decay, "nsvq: tau multiplier per period");
-    I("tau-warmup", &TrainConfig::tau_warmup, "nsvq: steps at tau_peak before the decay starts");
-    I("tau-period", &TrainConfig::tau_period, "nsvq: steps per tau decay (-1: stage1 / 10)");
-    I("replace-window", &TrainConfig::replace_window, "nsvq: replacement window in steps (-1: min(1 epoch, 1000))");
-    I("replace-threshold", &TrainConfig::replace_threshold, "nsvq: a code is dead with fewer assignments than this per window");
-    I("reservoir", &TrainConfig::reservoir, "nsvq: reservoir of recent latents");
-    F("ema-decay", &TrainConfig::ema_decay, "ema: codebook EMA decay");
-    F("ema-dead", &TrainConfig::ema_dead, "ema: restart codes whose EMA count falls below this");
-    I("stage1", &TrainConfig::stage1, "steps before the encoder freezes (-1: nsvq 50% of --steps, baselines never)");
-    I("warmup", &TrainConfig::warmup, "frozen-encoder warm-up steps without adversarial loss (-1: nsvq 5%, baselines 0)");
-    S("adv", &TrainConfig::adv, "adversarial weight: fixed (--lambda-adv) | adaptive (taming, x --disc-weight)");
-    S("gan-loss", &TrainConfig::gan_loss, "generator adversarial loss: hinge | ns (non-saturating, SimVQ)");
-    F("lambda-adv", &TrainConfig::lambda_adv, "fixed adversarial weight");
-    F("disc-weight", &TrainConfig::disc_weight, "adaptive adversarial weight multiplier");
-    I("disc-start", &TrainConfig::disc_start, "first step with the adversarial loss (-1: 30% of --steps)");
-    F("weight-ema", &TrainConfig::weight_ema, "decay of an EMA of the generator weights used for evaluation (0: off)");
-    I("log-every", &TrainConfig::log_every, "steps between metrics.jsonl lines");
-    I("drift-every", &TrainConfig::drift_every, "steps between encoder-drift probes");
-    I("probe", &TrainConfig::probe, "fixed test images of the drift probe");
-    I("eval-n", &TrainConfig::eval_n, "test images of the final evaluation (0: skip)");
-    I("eval-batch", &TrainConfig::eval_batch, "images per evaluation batch");
-    I("ckpt-every", &TrainConfig::ckpt_every, "steps between checkpoints");
-    B("zstd", &TrainConfig::zstd, "write checkpoint.safetensors.zst (zstd) instead of .safetensors");
-    return v;
+    ConfigFieldList<TrainConfig> L;
+    L.s("preset", &TrainConfig::preset, "quickstart | fmnist | cifar10 | imagenet128 (sets the defaults below)");
+    L.s("model", &TrainConfig::model, "autoencoder preset: fmnist | cifar10 | imagenet128");
+    L.s("data", &TrainConfig::data, "fmnist | cifar10:DIR | folder:DIR");
+    L.s("quantizer", &TrainConfig::quantizer, "nsvq | vq | vq-l2 | ema | simvq");
+    L.i("codes", &TrainConfig::codes, "codebook size K");
+    L.i("steps", &TrainConfig::steps, "training steps in total (with --resume: continue up to this many)");
+    L.i("batch", &TrainConfig::batch, "images per step");
+    L.f("lr", &TrainConfig::lr, "Adam learning rate (betas 0.5, 0.9; both optimizers)");
+    L.f("encoder-lr-mult", &TrainConfig::encoder_lr_mult, "encoder + quant_conv learning-rate multiplier (drift stress test)");
+    L.f("grad-clip", &TrainConfig::grad_clip, "clip each optimizer's global gradient norm to this (0: off)");
+    L.i("seed", &TrainConfig::seed, "seed of initialisation, data order, augmentation and quantizer randomness");
+    L.f("beta", &TrainConfig::beta, "commitment weight");
+    L.f("alpha", &TrainConfig::alpha, "nsvq: dense-loss weight");
+    L.f("lambda", &TrainConfig::lambda, "nsvq: non-winner kernel scale (weights min(1, lambda K s))");
+    L.b("dense-loss", &TrainConfig::dense_loss, "nsvq: dense kernel embedding loss (off: vanilla codebook loss)");
+    L.b("modified-ste", &TrainConfig::modified_ste, "nsvq: modified straight-through estimator");
+    L.b("replace", &TrainConfig::replace, "nsvq: dead-code replacement from the reservoir");
+    L.b("vq-new", &TrainConfig::vq_new, "nsvq: the VQ_new ablation (drift through the decoder gradient)");
+    L.s("tau-mode", &TrainConfig::tau_mode, "nsvq: relative (tau_peak = rho * median nearest distance) | absolute");
+    L.f("tau-peak", &TrainConfig::tau_peak, "nsvq: tau_peak when --tau-mode absolute");
+    L.f("tau-rho", &TrainConfig::tau_rho, "nsvq: rho when --tau-mode relative");
+    L.f("tau-decay", &TrainConfig::tau_decay, "nsvq: tau multiplier per period");
+    L.i("tau-warmup", &TrainConfig::tau_warmup, "nsvq: steps at tau_peak before the decay starts");
+    L.i("tau-period", &TrainConfig::tau_period, "nsvq: steps per tau decay (-1: stage1 / 10)");
+    L.i("replace-window", &TrainConfig::replace_window, "nsvq: replacement window in steps (-1: min(1 epoch, 1000))");
+    L.i("replace-threshold", &TrainConfig::replace_threshold, "nsvq: a code is dead with fewer assignments than this per window");
+    L.i("reservoir", &TrainConfig::reservoir, "nsvq: reservoir of recent latents");
+    L.f("ema-decay", &TrainConfig::ema_decay, "ema: codebook EMA decay");
+    L.f("ema-dead", &TrainConfig::ema_dead, "ema: restart codes whose EMA count falls below this");
+    L.i("stage1", &TrainConfig::stage1, "steps before the encoder freezes (-1: nsvq 50% of --steps, baselines never)");
+    L.i("warmup", &TrainConfig::warmup, "frozen-encoder warm-up steps without adversarial loss (-1: nsvq 5%, baselines 0)");
+    L.s("adv", &TrainConfig::adv, "adversarial weight: fixed (--lambda-adv) | adaptive (taming, x --disc-weight)");
+    L.s("gan-loss", &TrainConfig::gan_loss, "generator adversarial loss: hinge | ns (non-saturating, SimVQ)");
+    L.f("lambda-adv", &TrainConfig::lambda_adv, "fixed adversarial weight");
+    L.f("disc-weight", &TrainConfig::disc_weight, "adaptive adversarial weight multiplier");
+    L.i("disc-start", &TrainConfig::disc_start, "first step with the adversarial loss (-1: 30% of --steps)");
+    L.f("weight-ema", &TrainConfig::weight_ema, "decay of an EMA of the generator weights used for evaluation (0: off)");
+    L.i("log-every", &TrainConfig::log_every, "steps between metrics.jsonl lines");
+    L.i("drift-every", &TrainConfig::drift_every, "steps between encoder-drift probes");
+    L.i("probe", &TrainConfig::probe, "fixed test images of the drift probe");
+    L.i("eval-n", &TrainConfig::eval_n, "test images of the final evaluation (0: skip)");
+    L.i("eval-batch", &TrainConfig::eval_batch, "images per evaluation batch");
+    L.i("ckpt-every", &TrainConfig::ckpt_every, "steps between checkpoints");
+    L.b("zstd", &TrainConfig::zstd, "write checkpoint.safetensors.zst (zstd) instead of .safetensors");
+    return L.v;
   }();
   return f;
-}
-
-std::string TrainField::get(const TrainConfig& c) const {
-  char b[64];
-  switch (type) {
-    case 'i': return std::to_string(c.*pi);
-    case 'f': snprintf(b, sizeof b, "%.9g", c.*pf); return b;
-    case 's': return c.*ps;
-    default: return c.*pb ? "on" : "off";
-  }
-}
-
-void TrainField::set(TrainConfig& c, const std::string& v) const {
-  char* end = nullptr;
-  switch (type) {
-    case 'i': {
-      long long x = strtoll(v.c_str(), &end, 10);
-      if (v.empty() || *end) fail("--%s expects an integer, got '%s'", name.c_str(), v.c_str());
-      c.*pi = x;
-      return;
-    }
-    case 'f': {
-      double x = strtod(v.c_str(), &end);
-      if (v.empty() || *end || !std::isfinite(x)) fail("--%s expects a finite number, got '%s'", name.c_str(), v.c_str());
-      c.*pf = x;
-      return;
-    }
-    case 's': c.*ps = v; return;
-    default:
-      if (v == "on" || v == "1" || v == "true") c.*pb = true;
-      else if (v == "off" || v == "0" || v == "false") c.*pb = false;
-      else fail("--%s expects on or off, got '%s'", name.c_str(), v.c_str());
-  }
 }
 
 // ------------------------------------------------------------------------------- resolution
@@ -203,33 +166,10 @@ void train_config_resolve(TrainConfig& c, int64_t bpe) {
 
 // ------------------------------------------------------------------------------- JSON
 
-std::string train_config_json(const TrainConfig& c) {
-  std::string s = "{";
-  bool first = true;
-  for (const TrainField& f : train_fields()) {
-    s += (first ? "" : ", ") + json_escape(f.name) + ": ";
-    first = false;
-    if (f.type == 's') s += json_escape(c.*f.ps);
-    else if (f.type == 'b') s += c.*f.pb ? "true" : "false";
-    else s += f.get(c);
-  }
-  return s + "}";
-}
+std::string train_config_json(const TrainConfig& c) { return config_json(train_fields(), c); }
 
 TrainConfig train_config_from_json(const std::string& text, const std::string& what) {
-  Json j = json_parse(text, what + ": config");
-  if (j.kind != Json::OBJECT) fail("%s: config is not a JSON object", what.c_str());
-  TrainConfig c;
-  for (const TrainField& f : train_fields()) {
-    const Json* v = j.find(f.name);
-    if (!v) fail("%s: config has no \"%s\" (written by another nsvq version?)", what.c_str(), f.name.c_str());
-    bool ok = f.type == 's' ? v->kind == Json::STRING : f.type == 'b' ? v->kind == Json::BOOL : v->kind == Json::NUMBER;
-    if (!ok) fail("%s: config \"%s\" has the wrong type", what.c_str(), f.name.c_str());
-    if (f.type == 's') c.*f.ps = v->str;
-    else if (f.type == 'b') c.*f.pb = v->b;
-    else f.set(c, v->str);
-  }
-  return c;
+  return config_from_json(train_fields(), text, what);
 }
 
 }  // namespace nsvq

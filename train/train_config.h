@@ -8,6 +8,7 @@
 #include <vector>
 #include "models/quantizer.h"
 #include "models/vqgan.h"
+#include "train/config_fields.h"
 
 namespace nsvq {
 
@@ -50,17 +51,8 @@ struct TrainConfig {
 // Presets: "quickstart" | "fmnist" | "cifar10" | "imagenet128"; fails listing the valid names.
 TrainConfig train_preset(const std::string& name);
 
-// One knob: its option / JSON name, help text and type.
-struct TrainField {
-  std::string name, help;
-  char type;  // 'i' int64, 'f' double, 's' string, 'b' bool (on/off)
-  int64_t TrainConfig::*pi = nullptr;
-  double TrainConfig::*pf = nullptr;
-  std::string TrainConfig::*ps = nullptr;
-  bool TrainConfig::*pb = nullptr;
-  std::string get(const TrainConfig& c) const;               // as given on a command line
-  void set(TrainConfig& c, const std::string& value) const;  // fails naming the option on a bad value
-};
+// One knob: its option / JSON name, help text and type (train/config_fields.h).
+using TrainField = ConfigField<TrainConfig>;
 const std::vector<TrainField>& train_fields();
 
 // Resolves the -1 ("auto") values against steps and the dataset size (batches per epoch) and

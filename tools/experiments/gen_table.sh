@@ -7,12 +7,13 @@
 # Resumable: a run with samples.png has finished training, one with eval-gen-{ema,raw}.json has been
 # evaluated, one with a checkpoint is resumed.
 #   tools/experiments/gen_table.sh --table DIR [--codes K] [--quantizers "nsvq simvq vq"] [--seed S]
-#                                  [--steps N] [--n N] [--out DIR] [--nsvq BIN] [-t THREADS] [-- ldm-train options...]
-# Defaults: K 1024, quantizers nsvq simvq vq, tokenizer seed 0, 10,000 steps, 2,000 samples, out
-# DIR/gen-K<K>, all cores.
+#                                  [--dit-seed S] [--weights "ema raw"] [--steps N] [--n N] [--out DIR]
+#                                  [--nsvq BIN] [-t THREADS] [-- ldm-train options...]
+# Defaults: K 1024, quantizers nsvq simvq vq, tokenizer seed 0, DiT seed 0, both weights, 10,000 steps,
+# 2,000 samples, out DIR/gen-K<K> (DIR/gen-K<K>-d<S> for another DiT seed), all cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-TABLE="" K=1024 QUANTS="nsvq simvq vq" SEED=0 STEPS=10000 N=2000 OUT="" BIN=build/bin/nsvq THREADS=0
+TABLE="" K=1024 QUANTS="nsvq simvq vq" SEED=0 DSEED=0 WEIGHTS="ema raw" STEPS=10000 N=2000 OUT="" BIN=build/bin/nsvq THREADS=0
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -20,6 +21,8 @@ while [ $# -gt 0 ]; do
     --codes) K=$2; shift 2 ;;
     --quantizers) QUANTS=$2; shift 2 ;;
     --seed) SEED=$2; shift 2 ;;
+    --dit-seed) DSEED=$2; shift 2 ;;
+    --weights) WEIGHTS=$2; shift 2 ;;
     --steps) STEPS=$2; shift 2 ;;
     --n) N=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
@@ -33,7 +36,10 @@ done
 [ -x "$BIN" ] || { echo "gen_table.sh: $BIN not found: build first (tools/setup.sh)" >&2; exit 1; }
 FD=$TABLE/fdnet.safetensors
 [ -f "$FD" ] || { echo "gen_table.sh: $FD not found (tools/experiments/table.sh trains it)" >&2; exit 1; }
-OUT=${OUT:-$TABLE/gen-K$K}
+for W in $WEIGHTS; do
+  [ "$W" = ema ] || [ "$W" = raw ] || { echo "gen_table.sh: --weights takes ema and/or raw, not $W" >&2; exit 2; }
+done
+[ "$DSEED" = 0 ] && OUT=${OUT:-$TABLE/gen-K$K} || OUT=${OUT:-$TABLE/gen-K$K-d$DSEED}
 mkdir -p "$OUT"
 # field FILE KEY [SCALE] [FORMAT]: the number KEY of a one-line JSON file, times SCALE, printed with FORMAT; n/a when absent
 field() {
@@ -52,10 +58,11 @@ for Q in $QUANTS; do
     else
       echo "gen_table.sh: $R ($(date -u +%H:%M:%S))"
       rm -rf "$R"
-      "$BIN" ldm-train -m "$TOK/checkpoint.safetensors" -o "$R" --steps "$STEPS" -t "$THREADS" -q "${EXTRA[@]}"
+      "$BIN" ldm-train -m "$TOK/checkpoint.safetensors" -o "$R" --steps "$STEPS" --seed "$DSEED" -t "$THREADS" -q \
+        "${EXTRA[@]}"
     fi
   fi
-  for W in ema raw; do  # the weight EMA (what samples.png shows) and the trained weights
+  for W in $WEIGHTS; do  # the weight EMA (what samples.png shows) and the trained weights
     J=$R/eval-gen-$W.json RAW=()
     [ $W = raw ] && RAW=(--raw-weights)
     if [ ! -f "$J" ]; then
@@ -74,14 +81,14 @@ done
     T=$TABLE/$Q-K$K-s$SEED/eval.json
     loss=$(grep '"loss"' "$OUT/$Q/metrics.jsonl" | tail -10 | sed -E 's/.*"loss": ([-0-9.e+]+).*/\1/' |
       awk '{ s += $1; n++ } END { printf "%.4f", s / n }')
-    for W in ema raw; do
+    for W in $WEIGHTS; do
       G=$OUT/$Q/eval-gen-$W.json
       echo "| $Q | $(field "$T" utilization 100 %.1f%%) | $(field "$T" psnr 1 %.2f) | $(field "$T" fd_proxy) | $loss | $W |" \
         "$(field "$G" fd_proxy_guided) | $(field "$G" fd_proxy_unguided) | $(field "$G" class_acc_guided 100 %.1f%%) |" \
         "$(field "$G" class_acc_unguided 100 %.1f%%) |"
     done
   done
-  G=$OUT/$(set -- $QUANTS; echo "$1")/eval-gen-ema.json
+  G=$OUT/$(set -- $QUANTS; echo "$1")/eval-gen-$(set -- $WEIGHTS; echo "$1").json
   echo
   echo "fd-net class accuracy on the $N test images: $(field "$G" class_acc_test 100 %.1f%%)."
 } >"$OUT/table.md"
