@@ -27,9 +27,22 @@ void cpu_set_threads(int n) {
   omp_set_num_threads(g_cpu_threads);
 }
 
+static thread_local int t_cpu_threads = 0;  // > 0 inside a CpuThreadsScope
+
 int cpu_threads() {
+  if (t_cpu_threads > 0) return t_cpu_threads;
   if (g_cpu_threads <= 0) cpu_set_threads(0);
   return g_cpu_threads;
+}
+
+CpuThreadsScope::CpuThreadsScope(int n) : prev_(t_cpu_threads), prev_omp_(omp_get_max_threads()) {
+  t_cpu_threads = n > 0 ? n : omp_get_num_procs();
+  omp_set_num_threads(t_cpu_threads);  // this thread's own setting (an OpenMP ICV per thread)
+}
+
+CpuThreadsScope::~CpuThreadsScope() {
+  t_cpu_threads = prev_;
+  omp_set_num_threads(prev_omp_);
 }
 
 namespace {

@@ -49,7 +49,20 @@ class Backend {
 // The CPU backend (singleton). threads <= 0: all cores.
 Backend* backend_cpu();
 void cpu_set_threads(int n);
-int cpu_threads();
+int cpu_threads();  // the calling thread's CpuThreadsScope if one is open, else the process-wide count
+// For its lifetime, the calling thread plans (kernel scratch) and runs CPU graphs with n threads
+// (n <= 0: all cores), whatever other threads use: what lets the C API's models, each used by one
+// thread, run side by side with their own thread counts. Scopes nest.
+class CpuThreadsScope {
+ public:
+  explicit CpuThreadsScope(int n);
+  ~CpuThreadsScope();
+  CpuThreadsScope(const CpuThreadsScope&) = delete;
+  CpuThreadsScope& operator=(const CpuThreadsScope&) = delete;
+
+ private:
+  int prev_, prev_omp_;
+};
 
 // CUDA: compiled in? number of devices (0 when the driver or a device is missing).
 bool cuda_compiled();

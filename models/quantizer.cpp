@@ -45,7 +45,8 @@ Tensor* Quantizer::add_state(const std::string& name, DType dt, const Shape& s, 
   return t;
 }
 
-Quantizer::Quantizer(Store& store, const QuantizerConfig& cfg, const std::string& prefix) : store_(store), prefix_(prefix) {
+Quantizer::Quantizer(Store& store, const QuantizerConfig& cfg, const std::string& prefix, bool inference)
+    : store_(store), prefix_(prefix), inference_(inference) {
   static_cast<QuantizerConfig&>(cfg_) = cfg;
   const int64_t K = cfg.codes, D = cfg.dim;
   if (K < 1) fail("quantizer: --codes must be >= 1, got %lld", (long long)K);
@@ -85,6 +86,7 @@ Quantizer::Quantizer(Store& store, const QuantizerConfig& cfg, const std::string
     for (float& v : e) v = (2.0f * rng.uniform() - 1.0f) / (float)K;  // U(-1/K, 1/K)
     store_.upload_f32(embedding_, e);
   }
+  if (inference) return;  // the codebook is all evaluation reads
   counts_ = add_state("counts", DType::i32, {K}, TF_PERSIST);
   if (cfg.kind == QuantKind::nsvq || cfg.kind == QuantKind::ema) {
     replaced_ = add_state("replaced", DType::i32, {1}, TF_PERSIST);
@@ -127,6 +129,7 @@ Tensor* Quantizer::rows_of(Graph& g, Tensor* z, QuantOut& o, Shape& img) const {
 }
 
 QuantOut Quantizer::build(Graph& g, Tensor* z_in, bool training) {
+  if (training && inference_) fail("quantizer: built for inference only (no training state)");
   QuantOut o;
   o.training = training;
   Shape img;
@@ -313,12 +316,14 @@ std::vector<float> Quantizer::codebook() const {
 }
 
 std::vector<int32_t> Quantizer::window_counts() const {
+  if (!counts_) fail("quantizer: built for inference only (no usage counts)");
   std::vector<int32_t> v((size_t)cfg_.codes);
   store_.download(counts_, v.data(), v.size() * 4);
   return v;
 }
 
 void Quantizer::reset_counts() {
+  if (!counts_) return;
   std::vector<int32_t> z((size_t)cfg_.codes, 0);
   store_.upload(counts_, z.data(), z.size() * 4);
 }

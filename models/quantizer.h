@@ -112,8 +112,9 @@ struct QuantStats {
 
 class Quantizer {
  public:
-  // Creates (and initialises) the variant's tensors in `store` under `prefix`.
-  Quantizer(Store& store, const QuantizerConfig& cfg, const std::string& prefix = "quantize");
+  // Creates (and initialises) the variant's tensors in `store` under `prefix`. inference: only the
+  // codebook tensors (embedding, SimVQ's projection), no training state; build() then evaluates only.
+  Quantizer(Store& store, const QuantizerConfig& cfg, const std::string& prefix = "quantize", bool inference = false);
   const QuantizerConfig& config() const { return cfg_; }
   // Runtime switches that need no new graph (e.g. the stage controller turning replacement off).
   void set_replace(bool on) { cfg_.replace_runtime = on; }
@@ -146,6 +147,7 @@ class Quantizer {
   Store& store_;
   Cfg cfg_;
   std::string prefix_;
+  bool inference_ = false;
   std::vector<Tensor*> state_;
   Tensor* embedding_ = nullptr;
   Tensor *proj_w_ = nullptr, *proj_b_ = nullptr;

@@ -216,24 +216,33 @@ const SafetensorsEntry* SafetensorsFile::find(const std::string& name) const {
   return nullptr;
 }
 
-SafetensorsFile safetensors_parse(std::vector<uint8_t> bytes, const std::string& what) {
-  const char* w = what.c_str();
-  size_t size = bytes.size();
-  if (size < 8) fail("safetensors %s: file of %zu bytes is too short for the 8-byte header length", w, size);
-  uint64_t n = 0;
-  for (int k = 7; k >= 0; k--) n = (n << 8) | bytes[(size_t)k];
-  if (n > size - 8)
-    fail("safetensors %s: header length %llu exceeds the %zu bytes after the length field (truncated or not a "
-         "safetensors file)", w, (unsigned long long)n, size - 8);
-  if (n > 100000000ull) fail("safetensors %s: header length %llu is over the 100 MB limit", w, (unsigned long long)n);
-  if (n < 2 || bytes[8] != '{') fail("safetensors %s: header does not start with '{' (not a safetensors file?)", w);
-  Json root = json_parse((const char*)bytes.data() + 8, (size_t)n, "safetensors " + what + ": invalid header JSON");
-  if (root.kind != Json::OBJECT) fail("safetensors %s: header is not a JSON object", w);
+namespace {
 
+constexpr uint64_t UNKNOWN_SIZE = UINT64_MAX;
+
+// The header length N from the first 8 bytes, checked against the file size (UNKNOWN_SIZE: not yet known).
+uint64_t header_length(const uint8_t* b, uint64_t size, const std::string& what) {
+  const char* w = what.c_str();
+  uint64_t n = 0;
+  for (int k = 7; k >= 0; k--) n = (n << 8) | b[k];
+  if (size != UNKNOWN_SIZE && n > size - 8)
+    fail("safetensors %s: header length %llu exceeds the %llu bytes after the length field (truncated or not a "
+         "safetensors file)", w, (unsigned long long)n, (unsigned long long)(size - 8));
+  if (n > 100000000ull) fail("safetensors %s: header length %llu is over the 100 MB limit", w, (unsigned long long)n);
+  return n;
+}
+
+// Entries and metadata of the header b[0 .. 8 + N); the data offsets are checked against the data
+// size (size - 8 - N) when the file size is known (check_layout covers them too).
+SafetensorsFile parse_header(const uint8_t* b, uint64_t n, uint64_t size, const std::string& what) {
+  const char* w = what.c_str();
+  if (n < 2 || b[8] != '{') fail("safetensors %s: header does not start with '{' (not a safetensors file?)", w);
+  Json root = json_parse((const char*)b + 8, (size_t)n, "safetensors " + what + ": invalid header JSON");
+  if (root.kind != Json::OBJECT) fail("safetensors %s: header is not a JSON object", w);
   SafetensorsFile f;
   f.path = what;
   f.data_start = 8 + (size_t)n;
-  uint64_t data_size = size - f.data_start;
+  const uint64_t data_size = size == UNKNOWN_SIZE ? UNKNOWN_SIZE : size - f.data_start;
   for (auto& kv : root.obj) {
     const std::string& name = kv.first;
     const Json& v = kv.second;
@@ -279,7 +288,7 @@ SafetensorsFile safetensors_parse(std::vector<uint8_t> bytes, const std::string&
     if (e.end < e.begin)
       fail("safetensors %s: tensor \"%s\": data_offsets [%llu, %llu] end before begin", w, name.c_str(),
            (unsigned long long)e.begin, (unsigned long long)e.end);
-    if (e.end > data_size)
+    if (data_size != UNKNOWN_SIZE && e.end > data_size)
       fail("safetensors %s: tensor \"%s\": data_offsets [%llu, %llu] run past the %llu data bytes (truncated file?)", w,
            name.c_str(), (unsigned long long)e.begin, (unsigned long long)e.end, (unsigned long long)data_size);
     if (numel * es != e.end - e.begin)
@@ -288,7 +297,13 @@ SafetensorsFile safetensors_parse(std::vector<uint8_t> bytes, const std::string&
            (unsigned long long)(e.end - e.begin));
     f.entries.push_back(std::move(e));
   }
-  // The data must be exactly the tensors, packed: sorted by offset, each starts where the last ended.
+  return f;
+}
+
+// The data must be exactly the tensors, packed: sorted by offset, each starts where the last ended,
+// the last ends at the end of the data.
+void check_layout(const SafetensorsFile& f, uint64_t data_size) {
+  const char* w = f.path.c_str();
   std::vector<const SafetensorsEntry*> by_off;
   for (const SafetensorsEntry& e : f.entries) by_off.push_back(&e);
   std::stable_sort(by_off.begin(), by_off.end(), [](const SafetensorsEntry* a, const SafetensorsEntry* b) {
@@ -307,6 +322,16 @@ SafetensorsFile safetensors_parse(std::vector<uint8_t> bytes, const std::string&
   if (pos != data_size)
     fail("safetensors %s: the tensors cover %llu data bytes but the file holds %llu", w, (unsigned long long)pos,
          (unsigned long long)data_size);
+}
+
+}  // namespace
+
+SafetensorsFile safetensors_parse(std::vector<uint8_t> bytes, const std::string& what) {
+  const uint64_t size = bytes.size();
+  if (size < 8)
+    fail("safetensors %s: file of %llu bytes is too short for the 8-byte header length", what.c_str(), (unsigned long long)size);
+  SafetensorsFile f = parse_header(bytes.data(), header_length(bytes.data(), size, what), size, what);
+  check_layout(f, size - f.data_start);
   f.bytes = std::move(bytes);
   return f;
 }
@@ -315,6 +340,193 @@ SafetensorsFile safetensors_read(const std::string& path) {
   std::vector<uint8_t> b = read_file_bytes(path);
   if (ends_with(path, ".zst")) b = zstd_decompress(b, path);
   return safetensors_parse(std::move(b), path);
+}
+
+// ------------------------------------------------------------------ lazy reading
+
+namespace {
+
+// A read-only file descriptor that closes itself; reads fail with one line naming the file.
+struct InFile {
+  int fd = -1;
+  std::string path;
+  uint64_t size = 0;
+  explicit InFile(const std::string& p) : path(p) {
+    fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail("safetensors %s: cannot open: %s", p.c_str(), std::strerror(errno));
+    struct stat stt;
+    if (fstat(fd, &stt) != 0 || !S_ISREG(stt.st_mode)) {
+      ::close(fd);
+      fail("safetensors %s: not a regular file", p.c_str());
+    }
+    size = (uint64_t)stt.st_size;
+  }
+  ~InFile() { ::close(fd); }
+  InFile(const InFile&) = delete;
+  InFile& operator=(const InFile&) = delete;
+  // n bytes at offset off (all of them, or a failure)
+  void pread_all(void* dst, size_t n, uint64_t off) const {
+    uint8_t* d = (uint8_t*)dst;
+    while (n > 0) {
+      ssize_t r = ::pread(fd, d, n, (off_t)off);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) fail("safetensors %s: read failed at byte %llu: %s", path.c_str(), (unsigned long long)off,
+                       r == 0 ? "unexpected end of file" : std::strerror(errno));
+      d += r;
+      n -= (size_t)r;
+      off += (uint64_t)r;
+    }
+  }
+  // up to n bytes from the current position; 0 at the end of the file
+  size_t read_some(void* dst, size_t n) const {
+    for (;;) {
+      ssize_t r = ::read(fd, dst, n);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) fail("safetensors %s: read failed: %s", path.c_str(), std::strerror(errno));
+      return (size_t)r;
+    }
+  }
+};
+
+// The decompressed bytes of a .zst file, a chunk at a time, from its start.
+class ZstdReader {
+ public:
+  explicit ZstdReader(const std::string& path) : f_(path), in_(ZSTD_DStreamInSize()), out_(ZSTD_DStreamOutSize()) {
+    d_ = ZSTD_createDCtx();
+    if (!d_) fail("safetensors %s: out of memory creating a zstd context", path.c_str());
+    ib_ = {in_.data(), 0, 0};
+  }
+  ~ZstdReader() { ZSTD_freeDCtx(d_); }
+  // The next chunk (*len bytes at the returned pointer); *len = 0 at the end. Fails on a corrupt or
+  // truncated stream.
+  const uint8_t* next(size_t* len) {
+    for (;;) {
+      if (ib_.pos == ib_.size && !eof_) {
+        ib_.size = f_.read_some(in_.data(), in_.size());
+        ib_.pos = 0;
+        eof_ = ib_.size == 0;
+        if (first_ && !eof_) {
+          first_ = false;
+          if (ib_.size < 4 || !(in_[0] == 0x28 && in_[1] == 0xB5 && in_[2] == 0x2F && in_[3] == 0xFD))
+            fail("safetensors %s: not a zstd file (bad magic number)", f_.path.c_str());
+        }
+      }
+      if (eof_ && ib_.pos == ib_.size && ret_ == 0) {
+        *len = 0;
+        return nullptr;
+      }
+      ZSTD_outBuffer ob{out_.data(), out_.size(), 0};
+      ret_ = ZSTD_decompressStream(d_, &ob, &ib_);
+      if (ZSTD_isError(ret_)) fail("safetensors %s: zstd: %s", f_.path.c_str(), ZSTD_getErrorName(ret_));
+      if (ob.pos > 0) {
+        *len = ob.pos;
+        return out_.data();
+      }
+      if (eof_ && ib_.pos == ib_.size) fail("safetensors %s: truncated zstd stream", f_.path.c_str());
+    }
+  }
+
+ private:
+  InFile f_;
+  std::vector<uint8_t> in_, out_;
+  ZSTD_DCtx* d_ = nullptr;
+  ZSTD_inBuffer ib_;
+  size_t ret_ = 1;  // 0 once a frame is complete
+  bool eof_ = false, first_ = true;
+};
+
+}  // namespace
+
+SafetensorsFile safetensors_open(const std::string& path) {
+  if (ends_with(path, ".zst")) {  // decompress up to the end of the header
+    ZstdReader z(path);
+    std::vector<uint8_t> head;
+    uint64_t need = 8;
+    while (head.size() < need) {
+      size_t len = 0;
+      const uint8_t* p = z.next(&len);
+      if (!len)
+        fail("safetensors %s: file of %zu bytes is too short for its header (truncated or not a safetensors file)",
+             path.c_str(), head.size());
+      head.insert(head.end(), p, p + len);
+      if (need == 8 && head.size() >= 8) need = 8 + header_length(head.data(), UNKNOWN_SIZE, path);
+    }
+    SafetensorsFile f = parse_header(head.data(), need - 8, UNKNOWN_SIZE, path);  // layout: checked on visit
+    f.lazy = true;
+    return f;
+  }
+  InFile in(path);
+  if (in.size < 8)
+    fail("safetensors %s: file of %llu bytes is too short for the 8-byte header length", path.c_str(),
+         (unsigned long long)in.size);
+  uint8_t len[8];
+  in.pread_all(len, 8, 0);
+  const uint64_t n = header_length(len, in.size, path);
+  std::vector<uint8_t> head((size_t)(8 + n));
+  in.pread_all(head.data(), head.size(), 0);
+  SafetensorsFile f = parse_header(head.data(), n, in.size, path);
+  check_layout(f, in.size - f.data_start);
+  f.lazy = true;
+  return f;
+}
+
+const uint8_t* SafetensorsFile::data(const SafetensorsEntry& e) const {
+  if (lazy) fail("safetensors %s: tensor \"%s\" was not read (the file was opened lazily)", path.c_str(), e.name.c_str());
+  return bytes.data() + data_start + e.begin;
+}
+
+void SafetensorsFile::visit(const std::vector<const SafetensorsEntry*>& wanted,
+                            const std::function<void(const SafetensorsEntry&, const uint8_t*)>& fn) const {
+  std::vector<const SafetensorsEntry*> order(wanted);
+  std::sort(order.begin(), order.end(), [](const SafetensorsEntry* a, const SafetensorsEntry* b) { return a->begin < b->begin; });
+  if (!lazy) {
+    for (const SafetensorsEntry* e : order) fn(*e, data(*e));
+    return;
+  }
+  std::vector<uint8_t> buf;
+  if (!ends_with(path, ".zst")) {
+    InFile in(path);  // a file cut short since it was opened fails in pread_all
+    for (const SafetensorsEntry* e : order) {
+      buf.resize((size_t)(e->end - e->begin));
+      in.pread_all(buf.data(), buf.size(), data_start + e->begin);
+      fn(*e, buf.data());
+    }
+    return;
+  }
+  // one pass over the stream: copy the wanted byte ranges out as they go by, then check the layout
+  // against the stream's length (a truncated or padded file fails here)
+  ZstdReader z(path);
+  uint64_t pos = 0;  // stream offset of the chunk
+  size_t w = 0, filled = 0;
+  auto ready = [&](uint64_t upto) {  // wanted tensors that end by `upto` are complete
+    while (w < order.size() && data_start + order[w]->end <= upto) {
+      fn(*order[w], buf.data());
+      w++;
+      filled = 0;
+      if (w < order.size()) buf.resize((size_t)(order[w]->end - order[w]->begin));
+    }
+  };
+  if (!order.empty()) buf.resize((size_t)(order[0]->end - order[0]->begin));
+  ready(data_start);  // empty tensors at the start of the data
+  for (;;) {
+    size_t len = 0;
+    const uint8_t* p = z.next(&len);
+    if (!len) break;
+    while (w < order.size()) {
+      const uint64_t b = data_start + order[w]->begin + filled, e = data_start + order[w]->end;
+      if (b >= pos + len || b < pos) break;
+      const size_t n = (size_t)(std::min<uint64_t>(e, pos + len) - b);
+      std::memcpy(buf.data() + filled, p + (b - pos), n);
+      filled += n;
+      ready(b + n);
+      if (b + n == pos + len) break;
+    }
+    pos += len;
+  }
+  ready(pos);  // empty tensors at the end of the data
+  if (pos < data_start) fail("safetensors %s: truncated (the stream ends inside the header)", path.c_str());
+  check_layout(*this, pos - data_start);
+  if (w < order.size()) fail("safetensors %s: truncated before tensor \"%s\"", path.c_str(), order[w]->name.c_str());
 }
 
 // ------------------------------------------------------------------ writing
@@ -424,7 +636,7 @@ std::string LoadReport::summary() const {
 }
 
 LoadReport load_tensors(Store& st, const std::string& path, const std::vector<Tensor*>& targets, bool strict) {
-  return load_tensors(st, safetensors_read(path), targets, strict);
+  return load_tensors(st, safetensors_open(path), targets, strict);
 }
 
 LoadReport load_tensors(Store& st, const SafetensorsFile& f, const std::vector<Tensor*>& targets, bool strict,
@@ -469,25 +681,29 @@ LoadReport load_tensors(Store& st, const SafetensorsFile& f, const std::vector<T
     if (!target_names.count(e.name)) rep.unexpected.push_back(e.name);
   bool bad = !rep.mismatched.empty() || (strict && (!rep.missing.empty() || !rep.unexpected.empty()));
   if (bad) fail("safetensors %s: cannot load%s: %s", path.c_str(), strict ? " (strict)" : "", rep.summary().c_str());
+  std::unordered_map<const SafetensorsEntry*, Tensor*> dst;
+  std::vector<const SafetensorsEntry*> wanted;
   for (auto& te : todo) {
-    Tensor* t = te.first;
-    const SafetensorsEntry* e = te.second;
-    if (e->dtype == "I64") {  // into i32, range-checked
+    dst[te.second] = te.first;
+    wanted.push_back(te.second);
+  }
+  f.visit(wanted, [&](const SafetensorsEntry& e, const uint8_t* p) {
+    Tensor* t = dst.at(&e);
+    if (e.dtype == "I64") {  // into i32, range-checked
       std::vector<int32_t> v((size_t)t->numel());
-      const uint8_t* p = f.data(*e);
       for (size_t i = 0; i < v.size(); i++) {
         int64_t x;
         std::memcpy(&x, p + 8 * i, 8);
         if (x < INT32_MIN || x > INT32_MAX)
-          fail("safetensors %s: tensor \"%s\": I64 value %lld does not fit i32", path.c_str(), e->name.c_str(), (long long)x);
+          fail("safetensors %s: tensor \"%s\": I64 value %lld does not fit i32", path.c_str(), e.name.c_str(), (long long)x);
         v[i] = (int32_t)x;
       }
       st.upload(t, v.data(), v.size() * 4);
     } else if (t->nbytes()) {
-      st.upload(t, f.data(*e), t->nbytes());
+      st.upload(t, p, t->nbytes());
     }
-    rep.loaded.push_back(e->name);
-  }
+    rep.loaded.push_back(e.name);
+  });
   return rep;
 }
 

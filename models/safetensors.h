@@ -17,6 +17,7 @@
 // "unsupported dtype".
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -36,10 +37,18 @@ struct SafetensorsFile {
   std::string path;
   std::vector<SafetensorsEntry> entries;  // header order
   std::map<std::string, std::string> metadata;
-  std::vector<uint8_t> bytes;  // the whole (decompressed) file
+  std::vector<uint8_t> bytes;  // the whole (decompressed) file; empty when opened lazily (safetensors_open)
   size_t data_start = 0;       // 8 + N
+  bool lazy = false;           // tensors are read from the file when visited
   const SafetensorsEntry* find(const std::string& name) const;
-  const uint8_t* data(const SafetensorsEntry& e) const { return bytes.data() + data_start + e.begin; }
+  // The bytes of a tensor of a file read whole; fails on a lazily opened one (use visit).
+  const uint8_t* data(const SafetensorsEntry& e) const;
+  // Calls fn(entry, bytes) for each of `wanted` (entries of this file) in file order, the bytes valid
+  // during the call. A lazy file reads them now, one tensor at a time: pread on a plain file, one
+  // streaming decompression pass (skipping what is not wanted) over a .zst; host memory stays at the
+  // largest wanted tensor.
+  void visit(const std::vector<const SafetensorsEntry*>& wanted,
+             const std::function<void(const SafetensorsEntry&, const uint8_t*)>& fn) const;
 };
 
 // Bytes per element of a safetensors dtype name; 0 when the name is not a safetensors dtype.
@@ -47,6 +56,10 @@ size_t safetensors_dtype_size(const std::string& dtype);
 
 // Reads and validates `path` (zstd-decompressed first when it ends in ".zst").
 SafetensorsFile safetensors_read(const std::string& path);
+// Reads and validates only the header of `path` (the layout is checked against the file's size; for a
+// .zst, against the stream's when tensors are visited); tensors are read on visit. What inference
+// uses: a checkpoint's Adam moments, discriminator and unused half are never read.
+SafetensorsFile safetensors_open(const std::string& path);
 // Validates an in-memory (uncompressed) file; `what` names it in errors.
 SafetensorsFile safetensors_parse(std::vector<uint8_t> bytes, const std::string& what);
 

@@ -221,19 +221,44 @@ Tensor* Decoder::forward(Graph& g, Tensor* z) const {
 
 // ------------------------------------------------------------------------------------ autoencoder
 
-VqganAutoencoder::VqganAutoencoder(Store& st, const VqganConfig& cfg, uint64_t seed)
-    : cfg_(cfg),
-      encoder_(ParamSet(st, seed, GROUP_GENERATOR).scope("encoder"), cfg),
-      decoder_(ParamSet(st, seed, GROUP_GENERATOR).scope("decoder"), cfg),
-      quant_conv_(ParamSet(st, seed, GROUP_GENERATOR), "quant_conv", cfg.z_channels, cfg.embed_dim, 1, 1, 0),
-      post_quant_conv_(ParamSet(st, seed, GROUP_GENERATOR), "post_quant_conv", cfg.embed_dim, cfg.z_channels, 1, 1, 0) {}
+const char* model_part_name(ModelPart p) {
+  return p == ModelPart::encoder ? "encoder" : p == ModelPart::decoder ? "decoder" : "all";
+}
 
-Tensor* VqganAutoencoder::encode(Graph& g, Tensor* x) const { return quant_conv_.forward(g, encoder_.forward(g, x)); }
+ModelPart model_part_from_name(const std::string& s) {
+  if (s == "all") return ModelPart::all;
+  if (s == "encoder") return ModelPart::encoder;
+  if (s == "decoder") return ModelPart::decoder;
+  fail("unknown model part '%s' (expected all, encoder or decoder)", s.c_str());
+}
+
+VqganAutoencoder::VqganAutoencoder(Store& st, const VqganConfig& cfg, uint64_t seed, ModelPart part)
+    : cfg_(cfg), part_(part) {
+  const bool enc = part != ModelPart::decoder, dec = part != ModelPart::encoder;
+  if (enc) encoder_ = std::make_unique<Encoder>(ParamSet(st, seed, GROUP_GENERATOR).scope("encoder"), cfg);
+  if (dec) decoder_ = std::make_unique<Decoder>(ParamSet(st, seed, GROUP_GENERATOR).scope("decoder"), cfg);
+  if (enc) quant_conv_ = Conv2d(ParamSet(st, seed, GROUP_GENERATOR), "quant_conv", cfg.z_channels, cfg.embed_dim, 1, 1, 0);
+  if (dec)
+    post_quant_conv_ = Conv2d(ParamSet(st, seed, GROUP_GENERATOR), "post_quant_conv", cfg.embed_dim, cfg.z_channels, 1, 1, 0);
+}
+
+VqganAutoencoder::~VqganAutoencoder() = default;
+
+Tensor* VqganAutoencoder::encode(Graph& g, Tensor* x) const {
+  if (!encoder_) fail("vqgan %s: this model holds only the decoder (it cannot encode)", cfg_.name.c_str());
+  return quant_conv_.forward(g, encoder_->forward(g, x));
+}
 
 Tensor* VqganAutoencoder::decode(Graph& g, Tensor* zq) const {
+  if (!decoder_) fail("vqgan %s: this model holds only the encoder (it cannot decode)", cfg_.name.c_str());
   if (zq->ndim != 4 || zq->ne[1] != cfg_.embed_dim)
     fail("vqgan %s: decode input %s must be [B, %d, h, w]", cfg_.name.c_str(), zq->shape().str().c_str(), cfg_.embed_dim);
-  return decoder_.forward(g, post_quant_conv_.forward(g, zq));
+  return decoder_->forward(g, post_quant_conv_.forward(g, zq));
+}
+
+Tensor* VqganAutoencoder::last_layer_weight() const {
+  if (!decoder_) fail("vqgan %s: this model holds only the encoder", cfg_.name.c_str());
+  return decoder_->conv_out_weight();
 }
 
 }  // namespace nsvq

@@ -17,6 +17,7 @@
 // Decoder: conv_in, mid.*, up.{i}.block.{j} / up.{i}.attn.{j} / up.{i}.upsample (not at level 0),
 // norm_out, conv_out; up is indexed by level (0 = full resolution) but runs from the last level to 0.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 #include "models/module.h"
@@ -109,23 +110,32 @@ class Decoder {
   NormAffine norm_out_;
 };
 
+// Which half of a model to build: inference registers (and loads) only what it runs.
+enum class ModelPart { all, encoder, decoder };
+const char* model_part_name(ModelPart p);          // "all" | "encoder" | "decoder"
+ModelPart model_part_from_name(const std::string& s);  // fails listing the valid names
+
 // The autoencoder around the quantizer seam: encoder + quant_conv, post_quant_conv + decoder, in
 // taming's state_dict order (encoder, decoder, [quantize: registered by the quantizer],
-// quant_conv, post_quant_conv). All parameters in group GROUP_GENERATOR.
+// quant_conv, post_quant_conv). All parameters in group GROUP_GENERATOR. A part registers only its
+// half (ModelPart::encoder: encoder + quant_conv); using the other half fails with one line.
 class VqganAutoencoder {
  public:
-  VqganAutoencoder(Store& st, const VqganConfig& cfg, uint64_t seed);
+  VqganAutoencoder(Store& st, const VqganConfig& cfg, uint64_t seed, ModelPart part = ModelPart::all);
+  ~VqganAutoencoder();
   Tensor* encode(Graph& g, Tensor* x) const;   // x [B, in, R, R] -> z_e [B, D, h, w]
   Tensor* decode(Graph& g, Tensor* zq) const;  // zq [B, D, h, w] -> x_hat [B, out, R, R]
   const VqganConfig& config() const { return cfg_; }
-  const Encoder& encoder() const { return encoder_; }
-  const Decoder& decoder() const { return decoder_; }
-  Tensor* last_layer_weight() const { return decoder_.conv_out_weight(); }
+  ModelPart part() const { return part_; }
+  bool has_encoder() const { return encoder_ != nullptr; }
+  bool has_decoder() const { return decoder_ != nullptr; }
+  Tensor* last_layer_weight() const;
 
  private:
   VqganConfig cfg_;
-  Encoder encoder_;
-  Decoder decoder_;
+  ModelPart part_;
+  std::unique_ptr<Encoder> encoder_;
+  std::unique_ptr<Decoder> decoder_;
   Conv2d quant_conv_, post_quant_conv_;
 };
 

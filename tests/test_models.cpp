@@ -5,6 +5,7 @@
 // report, corrupt-file errors, and the DiT (shape, parameter count, zero initial output).
 #include <doctest/doctest.h>
 #include <unistd.h>
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -587,4 +588,67 @@ TEST_CASE("model timing: fmnist batch 32 encoder + decoder forward + backward" *
   };
   run(false);
   run(true);
+}
+
+TEST_CASE("model checkpoints: a lazily opened file reads only the tensors visited, plain and zstd, and fails on truncation") {
+  TempDir tmp;
+  Rng rng(5, 0);
+  std::vector<std::vector<float>> data;
+  std::vector<SafetensorsTensor> ts;
+  // big enough that a .zst spans several decompression chunks; an empty tensor in the middle and at the end
+  const std::vector<std::vector<int64_t>> shapes = {{300, 1000}, {7}, {0}, {50000}, {3, 0}};
+  for (size_t i = 0; i < shapes.size(); i++) {
+    int64_t n = 1;
+    for (int64_t d : shapes[i]) n *= d;
+    data.emplace_back((size_t)n);
+    for (float& x : data.back()) x = rng.normal();
+  }
+  for (size_t i = 0; i < shapes.size(); i++) ts.push_back({"t" + std::to_string(i), DType::f32, shapes[i], data[i].data()});
+  for (const char* name : {"l.safetensors", "l.safetensors.zst"}) {
+    INFO(name);
+    const std::string path = tmp.file(name);
+    safetensors_write(path, ts, {{"k", "v"}});
+    SafetensorsFile f = safetensors_open(path);
+    CHECK(f.lazy);
+    CHECK(f.bytes.empty());
+    CHECK(f.metadata.at("k") == "v");
+    REQUIRE(f.entries.size() == shapes.size());
+    CHECK(error_of([&] { f.data(f.entries[0]); }).find("opened lazily") != std::string::npos);
+    // every subset comes back bit for bit, in file order, whatever order it was asked in
+    for (std::vector<size_t> pick : std::vector<std::vector<size_t>>{{3, 1}, {0, 1, 2, 3, 4}, {4}, {2}, {}}) {
+      std::vector<const SafetensorsEntry*> want;
+      for (size_t i : pick) want.push_back(f.find("t" + std::to_string(i)));
+      std::vector<std::string> seen;
+      f.visit(want, [&](const SafetensorsEntry& e, const uint8_t* p) {
+        size_t i = (size_t)std::stoi(e.name.substr(1));
+        seen.push_back(e.name);
+        CHECK(std::memcmp(p, data[i].data(), data[i].size() * 4) == 0);
+      });
+      std::sort(pick.begin(), pick.end());
+      std::vector<std::string> expect;
+      for (size_t i : pick) expect.push_back("t" + std::to_string(i));
+      CHECK(seen == expect);
+    }
+    // the loader by path reads lazily and loads the same values
+    Store st(backend_cpu());
+    ParamSet ps(st, 0);
+    Tensor* t3 = ps.param("t3", {50000}, Init::zeros());
+    LoadReport r = load_tensors(st, path, {t3}, false);
+    CHECK(r.loaded == std::vector<std::string>{"t3"});
+    CHECK(st.download_f32(t3) == data[3]);
+    // truncated: a plain file fails when opened, a .zst one when read
+    std::vector<uint8_t> b = read_bytes(path);
+    b.resize(b.size() - 100);
+    write_bytes(path, b);
+    std::string e = error_of([&] {
+      SafetensorsFile g = safetensors_open(path);
+      g.visit({g.find("t0")}, [](const SafetensorsEntry&, const uint8_t*) {});
+    });
+    INFO(e);
+    CHECK(e.find(name) != std::string::npos);
+    CHECK((e.find("run past") != std::string::npos || e.find("truncated") != std::string::npos));
+  }
+  CHECK(error_of([&] { safetensors_open(tmp.file("none.safetensors")); }).find("cannot open") != std::string::npos);
+  write_bytes(tmp.file("junk.safetensors.zst"), std::vector<uint8_t>{1, 2, 3, 4, 5, 6, 7, 8, 9});
+  CHECK(error_of([&] { safetensors_open(tmp.file("junk.safetensors.zst")); }).find("not a zstd file") != std::string::npos);
 }

@@ -4,7 +4,9 @@
 #include <filesystem>
 #include "engine/backend.h"
 #include "models/module.h"
+#include "models/safetensors.h"
 #include "train/fdnet.h"
+#include "train/atomic_file.h"
 #include "train/image_io.h"
 #include "train/tokenizer.h"
 #include "train/tokens.h"
@@ -21,10 +23,11 @@ const Opt OPT_DEVICE{"device", "", "cpu", "cpu | cuda | cuda:N"};
 const Opt OPT_PRECISION NSVQ_PRECISION_OPTION;
 const Opt OPT_THREADS{"threads", "t", "0", "CPU threads (0: all cores)"};
 
-LoadedTokenizer open_model(const Args& a, const char* cmd) {
+// The model of -m: only the half a command runs is read (tokenize: the encoder; decode: the decoder).
+LoadedTokenizer open_model(const Args& a, const char* cmd, ModelPart part = ModelPart::all) {
   if (a.str("model").empty()) fail("nsvq %s: -m CHECKPOINT is required", cmd);
   cpu_set_threads((int)a.i64("threads"));
-  return tokenizer_load(a.str("model"), backend_for(a.str("device"), a.str("precision")), !a.flag("raw-weights"));
+  return tokenizer_load(a.str("model"), backend_for(a.str("device"), a.str("precision")), !a.flag("raw-weights"), part);
 }
 
 // One image file as a float [C, R, R] in [-1, 1] for model m; the wrong size or a colour image for
@@ -81,13 +84,14 @@ int cmd_eval(int argc, char** argv, int first) {
 
 int cmd_tokenize(int argc, char** argv, int first) {
   Args a("tokenize", "Encodes images (PNG, JPEG, ...) to code indices in a token file (train/tokens.h).",
-         {OPT_MODEL, {"output", "o", "", "token file to write (.nsvqt)"},
+         {OPT_MODEL, {"output", "o", "", "token file to write (.nsvqt; a name ending in .txt: text, a line per image: "
+                                         "its path, then its grid_h x grid_w tokens row by row)"},
           {"resize", "", "", "resize and centre-crop images of another size", true}, {"batch", "", "32", "images per batch"},
           OPT_RAW, OPT_DEVICE, OPT_PRECISION, OPT_THREADS},
          argc, argv, first);
   if (a.str("output").empty()) fail("nsvq tokenize: -o TOKENS.nsvqt is required");
   if (a.positional().empty()) fail("nsvq tokenize: no input images");
-  LoadedTokenizer L = open_model(a, "tokenize");
+  LoadedTokenizer L = open_model(a, "tokenize", ModelPart::encoder);
   TokenizerModel& m = *L.model;
   const int64_t n = (int64_t)a.positional().size(), per = m.channels() * m.resolution() * m.resolution();
   const int64_t hw = m.grid() * m.grid(), batch = std::max<int64_t>(1, a.i64("batch"));
@@ -103,7 +107,18 @@ int cmd_tokenize(int argc, char** argv, int first) {
     for (int64_t b = 0; b < B; b++) read_input(a.positional()[(size_t)(i0 + b)], m, a.flag("resize"), x.data() + b * per);
     m.encode(x.data(), B, t.idx.data() + i0 * hw);
   }
-  tokens_write(a.str("output"), t);
+  const std::string out = a.str("output");
+  if (out.size() > 4 && out.compare(out.size() - 4, 4, ".txt") == 0) {  // text: a line per image
+    std::string txt;
+    for (int64_t i = 0; i < n; i++) {
+      txt += a.positional()[(size_t)i];
+      for (int64_t k = 0; k < hw; k++) txt += " " + std::to_string(t.idx[(size_t)(i * hw + k)]);
+      txt += "\n";
+    }
+    write_file_atomic(out, txt.data(), txt.size());
+  } else {
+    tokens_write(out, t);
+  }
   printf("tokenize: %lld images -> %s (%lldx%lld tokens each, K=%lld)\n", (long long)n, a.str("output").c_str(),
          (long long)t.h, (long long)t.w, (long long)t.K);
   return 0;
@@ -118,7 +133,7 @@ int cmd_decode(int argc, char** argv, int first) {
   if (a.positional().size() != 1) fail("nsvq decode: expected one token file");
   const std::string tp = a.positional()[0];
   TokenFile t = tokens_read(tp);  // before the model: a bad token file fails fast
-  LoadedTokenizer L = open_model(a, "decode");
+  LoadedTokenizer L = open_model(a, "decode", ModelPart::decoder);
   TokenizerModel& m = *L.model;
   if (t.h != m.grid() || t.w != m.grid() || t.K != m.codes())
     fail("%s: %lldx%lld tokens over K=%lld codes; the model %s uses %lldx%lld over K=%lld", tp.c_str(), (long long)t.h,
@@ -158,14 +173,40 @@ int cmd_reconstruct(int argc, char** argv, int first) {
   return 0;
 }
 
+int cmd_export(int argc, char** argv, int first) {
+  Args a("export", "Writes the inference weights of a tokenizer checkpoint (taming names, config in the metadata; the "
+         "weight-EMA copy when the run kept one): what tokenize, decode and the C API need, a fraction of a training "
+         "checkpoint.",
+         {OPT_MODEL, {"output", "o", "", "file to write (.safetensors, or .safetensors.zst for zstd)"},
+          {"part", "", "all", "all | encoder (tokenize) | decoder (decode)"}, OPT_RAW, OPT_THREADS},
+         argc, argv, first);
+  if (a.str("output").empty()) fail("nsvq export: -o MODEL.safetensors is required");
+  if (!a.positional().empty()) fail("nsvq export: unexpected argument '%s'", a.positional()[0].c_str());
+  const ModelPart part = model_part_from_name(a.str("part"));
+  if (a.str("model").empty()) fail("nsvq export: -m CHECKPOINT is required");
+  cpu_set_threads((int)a.i64("threads"));
+  LoadedTokenizer L = tokenizer_load(a.str("model"), backend_by_name("cpu"), !a.flag("raw-weights"), part);
+  std::map<std::string, std::string> md = {{"source", a.str("model")}, {"ema_weights", L.ema_weights ? "true" : "false"}};
+  for (const char* k : {"step", "stage", "metrics"})
+    if (L.metadata.count(k)) md[k] = L.metadata[k];
+  tokenizer_save(*L.model, a.str("output"), md);
+  int64_t bytes = 0;
+  for (Tensor* t : L.model->weights()) bytes += (int64_t)t->nbytes();
+  printf("export: %s of %s%s -> %s (%.1f MB of weights)\n", model_part_name(part), a.str("model").c_str(),
+         L.ema_weights ? " (weight-EMA copy)" : "", a.str("output").c_str(), (double)bytes / 1e6);
+  return 0;
+}
+
 int info_checkpoint(const std::string& path) {
-  LoadedTokenizer L = tokenizer_load(path, backend_by_name("cpu"), false);
+  SafetensorsFile f = safetensors_open(path);
+  LoadedTokenizer L = tokenizer_load(f, checkpoint_config(f), backend_by_name("cpu"), "", checkpoint_part(f));
   TokenizerModel& m = *L.model;
   const VqganConfig& vc = m.vqgan();
   Store& st = m.store();
   printf("checkpoint: %s\n", path.c_str());
   printf("nsvq version: %s\n", L.metadata.count("nsvq_version") ? L.metadata["nsvq_version"].c_str() : "?");
-  printf("step: %s, stage: %s\n", L.metadata["step"].c_str(), L.metadata["stage"].c_str());
+  printf("step: %s, stage: %s%s\n", L.metadata["step"].c_str(), L.metadata["stage"].c_str(),
+         L.metadata.count("part") ? (", inference file: " + L.metadata["part"]).c_str() : "");
   printf("model: %s (%dx%dx%d, ch %d, f%d, %lldx%lld tokens, D=%d), quantizer %s, K=%lld\n", vc.name.c_str(),
          vc.in_channels, vc.resolution, vc.resolution, vc.ch, vc.downsample_factor(), (long long)m.grid(),
          (long long)m.grid(), vc.embed_dim, m.config().quantizer.c_str(), (long long)m.codes());

@@ -14,6 +14,7 @@ int cmd_tokenize(int argc, char** argv, int first);
 int cmd_decode(int argc, char** argv, int first);
 int cmd_reconstruct(int argc, char** argv, int first);
 int cmd_export_images(int argc, char** argv, int first);
+int cmd_export(int argc, char** argv, int first);
 int cmd_report(int argc, char** argv, int first);
 int cmd_ldm_train(int argc, char** argv, int first);
 int cmd_sample(int argc, char** argv, int first);

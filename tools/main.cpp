@@ -1,10 +1,12 @@
 // tools/main.cpp — the nsvq command: dispatches to subcommands; every error is one line on stderr
 // and a non-zero exit.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include "engine/tensor.h"
 #include "tools/commands.h"
+#include "train/image_io.h"
 
 static const char* USAGE =
     "usage: nsvq <command> [options]   (nsvq <command> --help for its options)\n"
@@ -14,6 +16,7 @@ static const char* USAGE =
     "  tokenize      images to code indices: -m CKPT IMAGES... -o TOKENS.nsvqt\n"
     "  decode        code indices to PNGs: -m CKPT TOKENS.nsvqt -o DIR\n"
     "  reconstruct   one image through the tokenizer: -m CKPT IN.png -o OUT.png\n"
+    "  export        inference weights of a checkpoint: -m CKPT -o MODEL.safetensors [--part all|encoder|decoder]\n"
     "  export-images dataset images as PNGs: --data SPEC --split test --n N -o DIR\n"
     "  info          version, build, SIMD level, threads, CUDA devices; info -m CKPT: a checkpoint's config and metrics\n"
     "  bench         benchmarks: bench gemm --m M --n N --k K | bench ops  [--json] [--device cpu|cuda]\n"
@@ -24,15 +27,34 @@ static const char* USAGE =
     "  ldm-train     train a class-conditional DiT on a tokenizer's latents: ldm-train -m TOKENIZER --data fmnist\n"
     "  sample        sample a PNG grid from a latent-diffusion checkpoint: sample -m LDM [--class C] [--cfg W] -o F\n"
     "  eval-gen      generation fd_proxy (with and without guidance): eval-gen -m LDM --fd-net F --n N\n"
-    "  --version     print the version\n";
+    "  --version     print the version\n"
+    "global options (with any command):\n"
+    "  --max-pixels N  refuse image files over N pixels before decoding them (default 64000000)\n";
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    fprintf(stderr, "%s", USAGE);
-    return 2;
-  }
-  std::string cmd = argv[1];
+  std::string cmd = argc > 1 ? argv[1] : "";
   try {
+    // global options, taken out before the command parses its own
+    int out = 1;
+    for (int i = 1; i < argc; i++) {
+      if (std::strcmp(argv[i], "--max-pixels") == 0) {
+        if (i + 1 >= argc) nsvq::fail("option --max-pixels needs a value");
+        char* end = nullptr;
+        long long v = std::strtoll(argv[i + 1], &end, 10);
+        if (!*argv[i + 1] || *end || v < 1) nsvq::fail("--max-pixels expects a positive integer, got '%s'", argv[i + 1]);
+        nsvq::image_max_pixels() = v;
+        i++;
+        continue;
+      }
+      argv[out++] = argv[i];
+    }
+    argc = out;
+    argv[argc] = nullptr;
+    if (argc < 2) {
+      fprintf(stderr, "%s", USAGE);
+      return 2;
+    }
+    cmd = argv[1];
     if (cmd == "--version" || cmd == "version") {
       printf("nsvq %s (%s)\n", NSVQ_VERSION, NSVQ_BUILD_TYPE);
       return 0;
@@ -50,6 +72,7 @@ int main(int argc, char** argv) {
     if (cmd == "decode") return nsvq::cmd_decode(argc, argv, 2);
     if (cmd == "reconstruct") return nsvq::cmd_reconstruct(argc, argv, 2);
     if (cmd == "export-images") return nsvq::cmd_export_images(argc, argv, 2);
+    if (cmd == "export") return nsvq::cmd_export(argc, argv, 2);
     if (cmd == "toy-drift") return nsvq::cmd_toy_drift(argc, argv, 2);
     if (cmd == "fd-net") return nsvq::cmd_fdnet(argc, argv, 2);
     if (cmd == "report") return nsvq::cmd_report(argc, argv, 2);

@@ -4,7 +4,7 @@
 # Extra arguments go to CMake's configure step, e.g. tools/setup.sh -DNSVQ_STATIC=ON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs="cmake g++ make libstb-dev doctest-dev libzstd-dev zlib1g-dev dataset-fashion-mnist"
+pkgs="cmake g++ make pkg-config libstb-dev doctest-dev libzstd-dev zlib1g-dev dataset-fashion-mnist"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -13,11 +13,25 @@
 
 namespace nsvq {
 
+int64_t& image_max_pixels() {
+  static int64_t limit = 64000000;
+  return limit;
+}
+
 Image image_read(const std::string& path, int channels) {
   if (channels != 1 && channels != 3) fail("image_read: %d channels requested (1 or 3)", channels);
   FILE* f = fopen(path.c_str(), "rb");
   if (!f) fail("%s: cannot open (%s)", path.c_str(), strerror(errno));
   int w = 0, h = 0, n = 0;
+  if (!stbi_info_from_file(f, &w, &h, &n)) {
+    fclose(f);
+    fail("%s: not a readable image (%s)", path.c_str(), stbi_failure_reason());
+  }
+  if ((int64_t)w * h > image_max_pixels()) {
+    fclose(f);
+    fail("%s: %dx%d = %lld pixels, over the limit of %lld (--max-pixels)", path.c_str(), w, h, (long long)w * h,
+         (long long)image_max_pixels());
+  }
   // load as RGBA so that alpha can be composited over black, whatever the file holds
   unsigned char* data = stbi_load_from_file(f, &w, &h, &n, 4);
   fclose(f);

@@ -14,8 +14,12 @@ struct Image {
 };
 
 // Decodes a file into `channels` channels (1: gray, 3: RGB; gray and RGBA inputs are converted,
-// alpha composited over black). Throws Error naming the path when the file is unreadable or corrupt.
+// alpha composited over black). Throws Error naming the path when the file is unreadable or corrupt,
+// or when its header states more pixels than image_max_pixels() (checked before decoding: a small
+// file cannot make nsvq allocate gigabytes).
 Image image_read(const std::string& path, int channels);
+// The pixel limit of image_read (default 64 megapixels; the command line's --max-pixels).
+int64_t& image_max_pixels();
 // Bilinear resize (stb_image_resize) to h x w.
 Image image_resize(const Image& im, int64_t h, int64_t w);
 // Resize so the short side is `side`, then cut the centred side x side square.

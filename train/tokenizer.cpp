@@ -19,9 +19,10 @@ struct TokenizerModel::Runner {
   explicit Runner(Backend* be) : g(be) {}
 };
 
-TokenizerModel::TokenizerModel(Store& st, const TrainConfig& cfg) : st_(st), cfg_(cfg), vc_(cfg.vqgan_config()) {
-  ae_ = std::make_unique<VqganAutoencoder>(st, vc_, (uint64_t)cfg.seed);
-  quant_ = std::make_unique<Quantizer>(st, cfg.quantizer_config(vc_.embed_dim));
+TokenizerModel::TokenizerModel(Store& st, const TrainConfig& cfg, ModelPart part, bool inference)
+    : st_(st), cfg_(cfg), vc_(cfg.vqgan_config()) {
+  ae_ = std::make_unique<VqganAutoencoder>(st, vc_, (uint64_t)cfg.seed, part);
+  quant_ = std::make_unique<Quantizer>(st, cfg.quantizer_config(vc_.embed_dim), "quantize", inference);
 }
 
 TokenizerModel::~TokenizerModel() = default;
@@ -145,12 +146,13 @@ TrainConfig checkpoint_config(const SafetensorsFile& f) {
   return train_config_from_json(cfg_it->second, f.path);
 }
 
-LoadedTokenizer tokenizer_load(const SafetensorsFile& f, const TrainConfig& cfg, Backend* be, const std::string& prefix) {
+LoadedTokenizer tokenizer_load(const SafetensorsFile& f, const TrainConfig& cfg, Backend* be, const std::string& prefix,
+                               ModelPart part) {
   LoadedTokenizer L;
   L.path = f.path;
   L.metadata = f.metadata;
   L.store = std::make_unique<Store>(be);
-  L.model = std::make_unique<TokenizerModel>(*L.store, cfg);
+  L.model = std::make_unique<TokenizerModel>(*L.store, cfg, part, true);
   std::vector<Tensor*> targets = L.model->weights();
   L.ema_weights = prefix == "model_ema.";
   LoadReport rep = load_tensors(*L.store, f, targets, false, prefix);
@@ -163,12 +165,31 @@ LoadedTokenizer tokenizer_load(const SafetensorsFile& f, const TrainConfig& cfg,
   return L;
 }
 
-LoadedTokenizer tokenizer_load(const std::string& path, Backend* be, bool use_ema) {
-  SafetensorsFile f = safetensors_read(path);
+ModelPart checkpoint_part(const SafetensorsFile& f) {
+  auto it = f.metadata.find("part");
+  return it == f.metadata.end() ? ModelPart::all : model_part_from_name(it->second);
+}
+
+void tokenizer_save(TokenizerModel& m, const std::string& path, const std::map<std::string, std::string>& extra) {
+  std::map<std::string, std::string> md = extra;
+  md["format"] = "nsvq-tokenizer-1";
+  md["nsvq_version"] = NSVQ_VERSION;
+  md["config"] = train_config_json(m.config());
+  md["part"] = model_part_name(m.autoencoder().part());
+  save_tensors(m.store(), path, m.weights(), md);
+}
+
+LoadedTokenizer tokenizer_load(const std::string& path, Backend* be, bool use_ema, ModelPart part) {
+  SafetensorsFile f = safetensors_open(path);
   TrainConfig cfg = checkpoint_config(f);
+  const ModelPart have = checkpoint_part(f);
+  if (have != ModelPart::all && have != part)
+    fail("%s: an inference file of the %s only; this needs %s (nsvq export --part %s)", path.c_str(),
+         model_part_name(have), part == ModelPart::all ? "both halves" : ("the " + std::string(model_part_name(part))).c_str(),
+         part == ModelPart::all ? "all" : model_part_name(part));
   bool ema = false;  // the run kept a weight-EMA copy
   for (const SafetensorsEntry& e : f.entries) ema |= use_ema && cfg.weight_ema > 0 && e.name.rfind("model_ema.", 0) == 0;
-  return tokenizer_load(f, cfg, be, ema ? "model_ema." : "");
+  return tokenizer_load(f, cfg, be, ema ? "model_ema." : "", part);
 }
 
 // ------------------------------------------------------------------------------- evaluation

@@ -21,8 +21,9 @@ class FdFeatures;
 class TokenizerModel {
  public:
   // Registers the autoencoder and quantizer of cfg (resolved: train_config_resolve) in st (fresh,
-  // seeded weights).
-  TokenizerModel(Store& st, const TrainConfig& cfg);
+  // seeded weights). part: only the encoder or decoder half (inference); inference: the quantizer
+  // without its training state.
+  TokenizerModel(Store& st, const TrainConfig& cfg, ModelPart part = ModelPart::all, bool inference = false);
   ~TokenizerModel();
   const TrainConfig& config() const { return cfg_; }
   const VqganConfig& vqgan() const { return vc_; }
@@ -70,13 +71,21 @@ struct LoadedTokenizer {
   std::unique_ptr<Store> store;
   std::unique_ptr<TokenizerModel> model;
 };
-LoadedTokenizer tokenizer_load(const std::string& path, Backend* be, bool use_ema = true);
+// Only the tensors of `part` are read from the file (never the whole file: optimizer moments,
+// discriminator and the other half stay on disk).
+LoadedTokenizer tokenizer_load(const std::string& path, Backend* be, bool use_ema = true, ModelPart part = ModelPart::all);
 // The same from a file already read: the model of `cfg` with its weights stored under file_prefix
 // (e.g. "first_stage_model." inside a latent-diffusion checkpoint).
-LoadedTokenizer tokenizer_load(const SafetensorsFile& f, const TrainConfig& cfg, Backend* be, const std::string& file_prefix);
+LoadedTokenizer tokenizer_load(const SafetensorsFile& f, const TrainConfig& cfg, Backend* be, const std::string& file_prefix,
+                               ModelPart part = ModelPart::all);
 
 // The config stored in a tokenizer checkpoint's metadata; fails naming the file when it has none.
 TrainConfig checkpoint_config(const SafetensorsFile& f);
+// The half an inference file holds (metadata "part", written by nsvq export); all for a training checkpoint.
+ModelPart checkpoint_part(const SafetensorsFile& f);
+// Writes m's inference weights (those of its part, under their plain names) with the format, config
+// and part in the metadata, plus `extra`: a file tokenizer_load, the C API and PyTorch read by name.
+void tokenizer_save(TokenizerModel& m, const std::string& path, const std::map<std::string, std::string>& extra = {});
 
 struct EvalResult {
   int64_t images = 0;

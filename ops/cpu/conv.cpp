@@ -277,7 +277,7 @@ void conv2d_bwd_weight_cpu(Tensor* dw, const ExecCtx& c) {
   }
   int64_t parts = std::min(PARTS, g.N);
   float* cols = (float*)c.scratch;
-  float* part = cols + (g.direct ? 0 : cpu_threads() * g.K * g.chunk);
+  float* part = cols + (g.direct ? 0 : c.nthreads * g.K * g.chunk);  // as conv_bwd_weight_scratch sized it
   int nt_outer = parts >= c.nthreads ? c.nthreads : 1;
   int nt_gemm = nt_outer == 1 ? c.nthreads : 1;
 #pragma omp parallel for num_threads(nt_outer) schedule(static)
