@@ -1,6 +1,7 @@
 // models/vqgan.cpp — VQGAN configs and presets, ResnetBlock, AttnBlock, Encoder, Decoder and the
 // autoencoder wrapper (quant_conv / post_quant_conv) under taming-transformers' parameter names.
 #include "models/vqgan.h"
+#include <cstdio>
 #include <algorithm>
 #include <cmath>
 
@@ -64,6 +65,24 @@ VqganConfig vqgan_preset(const std::string& name) {
   }
   c.validate();
   return c;
+}
+
+std::string vqgan_config_json(const VqganConfig& c) {
+  auto list = [](const std::vector<int>& v) {
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); i++) s += (i ? ", " : "") + std::to_string(v[i]);
+    return s + "]";
+  };
+  char eps[32];
+  snprintf(eps, sizeof eps, "%.9g", (double)c.gn_eps);
+  return "{\"name\": \"" + c.name + "\", \"in_channels\": " + std::to_string(c.in_channels) +
+         ", \"out_ch\": " + std::to_string(c.out_channels) + ", \"resolution\": " + std::to_string(c.resolution) +
+         ", \"ch\": " + std::to_string(c.ch) + ", \"ch_mult\": " + list(c.ch_mult) +
+         ", \"num_res_blocks\": " + std::to_string(c.num_res_blocks) +
+         ", \"dec_num_res_blocks\": " + std::to_string(c.dec_num_res_blocks) +
+         ", \"attn_resolutions\": " + list(c.attn_resolutions) + ", \"mid_attn\": " + (c.mid_attn ? "true" : "false") +
+         ", \"z_channels\": " + std::to_string(c.z_channels) + ", \"embed_dim\": " + std::to_string(c.embed_dim) +
+         ", \"gn_groups\": " + std::to_string(c.gn_groups) + ", \"gn_eps\": " + eps + "}";
 }
 
 // ------------------------------------------------------------------------------------ blocks

@@ -47,6 +47,10 @@ struct VqganConfig {
   void validate() const;  // fails naming the bad knob
 };
 
+// The architecture as one JSON object with taming's ddconfig keys (ch, ch_mult, num_res_blocks, ...),
+// stored in inference files so that other implementations can build the network.
+std::string vqgan_config_json(const VqganConfig& c);
+
 // "fmnist" | "cifar10" | "imagenet128" (see docs/models.md); fails listing the valid names.
 VqganConfig vqgan_preset(const std::string& name);
 std::vector<std::string> vqgan_preset_names();

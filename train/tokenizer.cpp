@@ -176,6 +176,7 @@ void tokenizer_save(TokenizerModel& m, const std::string& path, const std::map<s
   md["nsvq_version"] = NSVQ_VERSION;
   md["config"] = train_config_json(m.config());
   md["part"] = model_part_name(m.autoencoder().part());
+  md["vqgan"] = vqgan_config_json(m.vqgan());
   save_tensors(m.store(), path, m.weights(), md);
 }
 
