@@ -121,6 +121,14 @@ class Mid(nn.Module):
         return self.block_2(self.attn_1(x) if hasattr(self, "attn_1") else x)
 
 
+def run_level(lvl, h, resample):  # one resolution level: blocks (each with its attention, if any), resampler
+    for j, blk in enumerate(lvl.block):
+        h = blk(h)
+        if len(lvl.attn):
+            h = lvl.attn[j](h)
+    return getattr(lvl, resample)(h) if hasattr(lvl, resample) else h
+
+
 class Encoder(nn.Module):
     def __init__(self, cfg):
         super().__init__()
@@ -144,12 +152,7 @@ class Encoder(nn.Module):
     def forward(self, x):
         h = self.conv_in(x)
         for lvl in self.down:
-            for j, blk in enumerate(lvl.block):
-                h = blk(h)
-                if len(lvl.attn):
-                    h = lvl.attn[j](h)
-            if hasattr(lvl, "downsample"):
-                h = lvl.downsample(h)
+            h = run_level(lvl, h, "downsample")
         return self.conv_out(F.silu(self.norm_out(self.mid(h))))
 
 
@@ -176,12 +179,7 @@ class Decoder(nn.Module):
     def forward(self, z):
         h = self.mid(self.conv_in(z))
         for lvl in reversed(self.up):
-            for j, blk in enumerate(lvl.block):
-                h = blk(h)
-                if len(lvl.attn):
-                    h = lvl.attn[j](h)
-            if hasattr(lvl, "upsample"):
-                h = lvl.upsample(h)
+            h = run_level(lvl, h, "upsample")
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
