@@ -399,7 +399,7 @@ std::vector<float> DitSampler::sample(const std::vector<int32_t>& labels, int64_
 }
 
 LdmModel::LdmModel(const std::string& path, Backend* be, bool raw_weights) {
-  SafetensorsFile f = safetensors_read(path);
+  SafetensorsFile f = safetensors_open(path);  // tensors read as loaded: the Adam moments stay on disk
   auto fmt = f.metadata.find("format");
   if (fmt == f.metadata.end() || fmt->second != "nsvq-ldm-1")
     fail("%s: not an nsvq latent-diffusion checkpoint (no format \"nsvq-ldm-1\" in its metadata)", path.c_str());
@@ -407,7 +407,7 @@ LdmModel::LdmModel(const std::string& path, Backend* be, bool raw_weights) {
   step_ = meta_i64(f, "step");
   scale_ = std::stod(meta_str(f, "scale"));
   TrainConfig tc = train_config_from_json(meta_str(f, "tokenizer_config"), path + " (tokenizer_config)");
-  tok_ = tokenizer_load(f, tc, be, "first_stage_model.");
+  tok_ = tokenizer_load(f, tc, be, "first_stage_model.", ModelPart::decoder);  // sampling only decodes
   dc_ = dit_for(cfg_.dit, *tok_.model, (int)meta_i64(f, "num_classes"));
   st_ = std::make_unique<Store>(be);
   dit_ = std::make_unique<Dit>(*st_, dc_, (uint64_t)cfg_.seed);
