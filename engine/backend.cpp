@@ -65,10 +65,34 @@ class CpuBackend : public Backend {
   void sync() override {}
   int threads() const override { return cpu_threads(); }
 };
+
+// Shapes without memory: tensors get a placeholder address that is never read or written (copies and
+// fills do nothing, nothing executes). For building a model to learn its tensors' names and shapes.
+class MetaBackend : public Backend {
+ public:
+  BackendKind kind() const override { return BK_CPU; }
+  std::string name() const override { return "meta"; }
+  size_t alignment() const override { return 64; }
+  void* alloc(size_t, const char*) override { return &placeholder_; }
+  void dealloc(void*) override {}
+  void copy_in(void*, const void*, size_t) override {}
+  void copy_out(void* dst, const void*, size_t bytes) override { std::memset(dst, 0, bytes); }
+  void copy_within(void*, const void*, size_t) override {}
+  void memset_zero(void*, size_t) override {}
+  void sync() override {}
+
+ private:
+  alignas(64) char placeholder_[64] = {};
+};
 }  // namespace
 
 Backend* backend_cpu() {
   static CpuBackend be;
+  return &be;
+}
+
+Backend* backend_meta() {
+  static MetaBackend be;
   return &be;
 }
 

@@ -48,6 +48,9 @@ class Backend {
 
 // The CPU backend (singleton). threads <= 0: all cores.
 Backend* backend_cpu();
+// Tensors with shapes and no memory (a Store on it learns a model's names and shapes for free);
+// graphs cannot run on it.
+Backend* backend_meta();
 void cpu_set_threads(int n);
 int cpu_threads();  // the calling thread's CpuThreadsScope if one is open, else the process-wide count
 // For its lifetime, the calling thread plans (kernel scratch) and runs CPU graphs with n threads

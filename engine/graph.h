@@ -49,6 +49,9 @@ class Store {
   std::vector<float> download_f32(const Tensor* t) const;
   size_t bytes() const { return bytes_; }
   Backend* backend() const { return be_; }
+  // Set before registering a model whose weights will all be loaded from a file: initial values are
+  // not computed (tensors stay zero until loaded), which saves the work and the host memory.
+  bool skip_init = false;
 
  private:
   Backend* be_;

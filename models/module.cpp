@@ -75,14 +75,14 @@ std::string ParamSet::full(const std::string& name) const { return prefix_.empty
 Tensor* ParamSet::param(const std::string& name, const Shape& s, const Init& init) {
   std::string fn = full(name);
   Tensor* t = store_->add(fn, DType::f32, s, TF_PARAM, group_);
-  if (init.kind != InitKind::zeros) store_->upload_f32(t, init_values(init, s.numel(), seed_, fn));
+  if (init.kind != InitKind::zeros && !store_->skip_init) store_->upload_f32(t, init_values(init, s.numel(), seed_, fn));
   return t;
 }
 
 Tensor* ParamSet::buffer(const std::string& name, const Shape& s, const Init& init) {
   std::string fn = full(name);
   Tensor* t = store_->add(fn, DType::f32, s, TF_PERSIST, group_);
-  if (init.kind != InitKind::zeros) store_->upload_f32(t, init_values(init, s.numel(), seed_, fn));
+  if (init.kind != InitKind::zeros && !store_->skip_init) store_->upload_f32(t, init_values(init, s.numel(), seed_, fn));
   return t;
 }
 

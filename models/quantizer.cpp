@@ -63,27 +63,29 @@ Quantizer::Quantizer(Store& store, const QuantizerConfig& cfg, const std::string
   if (cfg.kind == QuantKind::ema && !(cfg.ema_decay >= 0.0f && cfg.ema_decay < 1.0f))
     fail("quantizer: EMA decay must be in [0, 1)");
 
-  Rng rng(cfg.seed, 11);
-  std::vector<float> e((size_t)(K * D));
   const bool learnable = cfg.kind != QuantKind::ema && cfg.kind != QuantKind::simvq;
   uint32_t eflags = learnable ? TF_PARAM : cfg.kind == QuantKind::simvq ? (TF_PARAM | TF_FROZEN) : TF_PERSIST;
   embedding_ = add_state("embedding.weight", DType::f32, {K, D}, eflags);
   if (cfg.kind == QuantKind::simvq) {
-    // C ~ N(0, 1/D) frozen; W, b ~ U(-1/sqrt(D), 1/sqrt(D)) (PyTorch Linear default)
-    for (float& v : e) v = rng.normal() / std::sqrt((float)D);
-    store_.upload_f32(embedding_, e);
-    float a = 1.0f / std::sqrt((float)D);
-    std::vector<float> w((size_t)(D * D)), b((size_t)D);
-    for (float& v : w) v = a * (2.0f * rng.uniform() - 1.0f);
-    for (float& v : b) v = a * (2.0f * rng.uniform() - 1.0f);
     proj_w_ = add_state("embedding_proj.weight", DType::f32, {D, D}, TF_PARAM);
-    store_.upload_f32(proj_w_, w);
-    if (cfg.simvq_bias) {
-      proj_b_ = add_state("embedding_proj.bias", DType::f32, {D}, TF_PARAM);
-      store_.upload_f32(proj_b_, b);
+    if (cfg.simvq_bias) proj_b_ = add_state("embedding_proj.bias", DType::f32, {D}, TF_PARAM);
+  }
+  std::vector<float> e;  // the initial codebook (none when the values will be loaded: Store::skip_init)
+  if (!store.skip_init) {
+    Rng rng(cfg.seed, 11);
+    e.resize((size_t)(K * D));
+    if (cfg.kind == QuantKind::simvq) {
+      // C ~ N(0, 1/D) frozen; W, b ~ U(-1/sqrt(D), 1/sqrt(D)) (PyTorch Linear default)
+      for (float& v : e) v = rng.normal() / std::sqrt((float)D);
+      float a = 1.0f / std::sqrt((float)D);
+      std::vector<float> w((size_t)(D * D)), b((size_t)D);
+      for (float& v : w) v = a * (2.0f * rng.uniform() - 1.0f);
+      for (float& v : b) v = a * (2.0f * rng.uniform() - 1.0f);
+      store_.upload_f32(proj_w_, w);
+      if (proj_b_) store_.upload_f32(proj_b_, b);
+    } else {
+      for (float& v : e) v = (2.0f * rng.uniform() - 1.0f) / (float)K;  // U(-1/K, 1/K)
     }
-  } else {
-    for (float& v : e) v = (2.0f * rng.uniform() - 1.0f) / (float)K;  // U(-1/K, 1/K)
     store_.upload_f32(embedding_, e);
   }
   if (inference) return;  // the codebook is all evaluation reads
@@ -103,7 +105,7 @@ Quantizer::Quantizer(Store& store, const QuantizerConfig& cfg, const std::string
     ema_n_ = add_state("ema.cluster_size", DType::f32, {K}, TF_PERSIST);
     ema_m_ = add_state("ema.embed_sum", DType::f32, {K, D}, TF_PERSIST);
     store_.upload_f32(ema_n_, std::vector<float>((size_t)K, 1.0f));  // n = 1, m = n e
-    store_.upload_f32(ema_m_, e);
+    if (!e.empty()) store_.upload_f32(ema_m_, e);
   }
 }
 

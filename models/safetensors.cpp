@@ -111,12 +111,13 @@ std::vector<uint8_t> zstd_decompress(const std::vector<uint8_t>& in, const std::
 }
 
 // Writes to a temporary file in the destination's folder, raw or through zstd; commit() fsyncs,
-// renames over the destination and fsyncs the folder. Destroying an uncommitted sink removes the
-// temporary file.
+// renames over the destination and fsyncs the folder. Destroying an uncommitted sink (an error, a full
+// disk) removes the temporary file; one left by a killed process has the same name and is overwritten
+// by the next write, so crashes do not pile files up.
 class AtomicSink {
  public:
   AtomicSink(const std::string& path, bool zstd, int level) : path_(path) {
-    tmp_ = path + ".tmp." + std::to_string((long)getpid());
+    tmp_ = path + ".tmp";
     fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) fail("safetensors %s: cannot create %s: %s", path.c_str(), tmp_.c_str(), std::strerror(errno));
     if (zstd) {

@@ -22,20 +22,32 @@ Image image_read(const std::string& path, int channels) {
   if (channels != 1 && channels != 3) fail("image_read: %d channels requested (1 or 3)", channels);
   FILE* f = fopen(path.c_str(), "rb");
   if (!f) fail("%s: cannot open (%s)", path.c_str(), strerror(errno));
-  int w = 0, h = 0, n = 0;
-  if (!stbi_info_from_file(f, &w, &h, &n)) {
-    fclose(f);
-    fail("%s: not a readable image (%s)", path.c_str(), stbi_failure_reason());
-  }
-  if ((int64_t)w * h > image_max_pixels()) {
-    fclose(f);
-    fail("%s: %dx%d = %lld pixels, over the limit of %lld (--max-pixels)", path.c_str(), w, h, (long long)w * h,
-         (long long)image_max_pixels());
-  }
-  // load as RGBA so that alpha can be composited over black, whatever the file holds
-  unsigned char* data = stbi_load_from_file(f, &w, &h, &n, 4);
+  std::vector<uint8_t> bytes;
+  uint8_t buf[1 << 16];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) bytes.insert(bytes.end(), buf, buf + n);
+  const bool err = ferror(f);
   fclose(f);
-  if (!data) fail("%s: not a readable image (%s)", path.c_str(), stbi_failure_reason());
+  if (err) fail("%s: read error", path.c_str());
+  return image_decode(bytes.data(), bytes.size(), path, channels);
+}
+
+Image image_decode(const uint8_t* bytes, size_t size, const std::string& what, int channels) {
+  if (channels != 1 && channels != 3) fail("image_read: %d channels requested (1 or 3)", channels);
+  if (size > (size_t)INT32_MAX) fail("%s: %zu bytes is too large an image file", what.c_str(), size);
+  int w = 0, h = 0, n = 0;
+  if (!stbi_info_from_memory(bytes, (int)size, &w, &h, &n))
+    fail("%s: not a readable image (%s)", what.c_str(), stbi_failure_reason());
+  if ((int64_t)w * h > image_max_pixels())
+    fail("%s: %dx%d = %lld pixels, over the limit of %lld (--max-pixels)", what.c_str(), w, h, (long long)w * h,
+         (long long)image_max_pixels());
+  // load as RGBA so that alpha can be composited over black, whatever the file holds
+  unsigned char* data = stbi_load_from_memory(bytes, (int)size, &w, &h, &n, 4);
+  if (!data) fail("%s: not a readable image (%s)", what.c_str(), stbi_failure_reason());
+  if ((int64_t)w * h > image_max_pixels()) {  // the decoder's own idea of the size (a header it reads differently)
+    stbi_image_free(data);
+    fail("%s: %dx%d pixels, over the limit of %lld (--max-pixels)", what.c_str(), w, h, (long long)image_max_pixels());
+  }
   Image im;
   im.C = channels;
   im.src_channels = n;

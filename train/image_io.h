@@ -18,6 +18,8 @@ struct Image {
 // or when its header states more pixels than image_max_pixels() (checked before decoding: a small
 // file cannot make nsvq allocate gigabytes).
 Image image_read(const std::string& path, int channels);
+// The same from a file's bytes (`what` names it in errors).
+Image image_decode(const uint8_t* bytes, size_t size, const std::string& what, int channels);
 // The pixel limit of image_read (default 64 megapixels; the command line's --max-pixels).
 int64_t& image_max_pixels();
 // Bilinear resize (stb_image_resize) to h x w.

@@ -148,10 +148,33 @@ TrainConfig checkpoint_config(const SafetensorsFile& f) {
 
 LoadedTokenizer tokenizer_load(const SafetensorsFile& f, const TrainConfig& cfg, Backend* be, const std::string& prefix,
                                ModelPart part) {
+  // First the model's tensor names and shapes without memory (backend_meta), checked against the
+  // file's header: a config the file does not back (a codebook of 2^24 codes, the wrong preset)
+  // fails here, before anything is allocated.
+  {
+    Store meta(backend_meta());
+    meta.skip_init = true;
+    TokenizerModel shapes(meta, cfg, part, true);
+    std::vector<std::string> bad;
+    for (Tensor* t : shapes.weights()) {
+      const SafetensorsEntry* e = f.find(prefix + t->name);
+      if (!e) continue;  // reported below, as missing
+      bool ok = e->dtype == "F32" && e->shape.size() == (size_t)t->ndim;
+      for (int d = 0; ok && d < t->ndim; d++) ok = e->shape[(size_t)d] == t->ne[d];
+      if (!ok) {
+        std::string fs;
+        for (size_t d = 0; d < e->shape.size(); d++) fs += (d ? ", " : "") + std::to_string(e->shape[d]);
+        bad.push_back(e->name + ": file " + e->dtype + " [" + fs + "], model " + t->shape().str());
+      }
+    }
+    if (!bad.empty())
+      fail("%s: %zu tensors do not fit the model its config describes (e.g. %s)", f.path.c_str(), bad.size(), bad[0].c_str());
+  }
   LoadedTokenizer L;
   L.path = f.path;
   L.metadata = f.metadata;
   L.store = std::make_unique<Store>(be);
+  L.store->skip_init = true;  // every weight is loaded below
   L.model = std::make_unique<TokenizerModel>(*L.store, cfg, part, true);
   std::vector<Tensor*> targets = L.model->weights();
   L.ema_weights = prefix == "model_ema.";

@@ -65,6 +65,10 @@ TokenFile tokens_read(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("%s: cannot open", path.c_str());
   std::vector<uint8_t> f((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return tokens_parse(f, path);
+}
+
+TokenFile tokens_parse(const std::vector<uint8_t>& f, const std::string& path) {
   if (f.size() < HEADER || std::memcmp(f.data(), MAGIC, 8) != 0) fail("%s: not an nsvq token file", path.c_str());
   const uint8_t* h = f.data();
   if (get32(h + 52) != crc(h, 52)) fail("%s: corrupt token file header (checksum mismatch)", path.c_str());
@@ -76,10 +80,18 @@ TokenFile tokens_read(const std::string& path) {
   t.K = get32(h + 24);
   uint32_t ib = get32(h + 28);
   uint64_t raw_n = get64(h + 32), z = get64(h + 40);
+  // sizes a file may state: n < 2^31 images of at most 65536 x 65536 tokens (no product overflows)
+  if (t.n >= (1ll << 31) || t.h > 65536 || t.w > 65536 || (uint64_t)t.n * (uint64_t)(t.h * t.w) >= (1ull << 40))
+    fail("%s: token file header states %lld images of %lldx%lld tokens: too many", path.c_str(), (long long)t.n,
+         (long long)t.h, (long long)t.w);
   if ((ib != 2 && ib != 4) || (ib == 2) != (t.K <= 65536) || raw_n != (uint64_t)(t.n * t.h * t.w) * ib || t.K < 1)
     fail("%s: inconsistent token file header", path.c_str());
-  if (f.size() != HEADER + z) fail("%s: truncated or oversized token file (%zu bytes, header says %llu)", path.c_str(), f.size(),
-                                   (unsigned long long)(HEADER + z));
+  if (z > f.size() - HEADER || f.size() != HEADER + z)
+    fail("%s: truncated or oversized token file (%zu bytes, header says %llu)", path.c_str(), f.size(),
+         (unsigned long long)(HEADER + z));
+  // the payload must say it decompresses to raw_n bytes before that much is allocated
+  unsigned long long declared = ZSTD_getFrameContentSize(f.data() + HEADER, z);
+  if (declared != raw_n) fail("%s: corrupt token payload (its zstd frame does not hold %llu bytes)", path.c_str(), (unsigned long long)raw_n);
   std::vector<uint8_t> raw(raw_n);
   size_t got = ZSTD_decompress(raw.data(), raw.size(), f.data() + HEADER, z);
   if (ZSTD_isError(got) || got != raw_n) fail("%s: corrupt token payload (zstd: %s)", path.c_str(), ZSTD_isError(got) ? ZSTD_getErrorName(got) : "wrong size");

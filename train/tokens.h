@@ -30,5 +30,8 @@ struct TokenFile {
 // Atomic write (temporary file, fsync, rename). zstd level 19 is small and still fast at these sizes.
 void tokens_write(const std::string& path, const TokenFile& t, int zstd_level = 19);
 TokenFile tokens_read(const std::string& path);
+// The same from the file's bytes (`what` names it in errors). Nothing is allocated beyond what the
+// header's checked sizes and the payload's own zstd frame header state.
+TokenFile tokens_parse(const std::vector<uint8_t>& bytes, const std::string& what);
 
 }  // namespace nsvq

@@ -372,7 +372,17 @@ int Trainer::run() {
   }
   SafetensorsFile ck;
   if (!resume_path.empty()) {
-    ck = safetensors_read(resume_path);
+    try {
+      ck = safetensors_read(resume_path);
+    } catch (const Error& e) {  // damaged on disk (writes are atomic, a crash cannot do it): the one before
+      const std::string prev = opt_.out + "/checkpoint.prev.safetensors" + (resume_path.size() > 4 &&
+                               resume_path.compare(resume_path.size() - 4, 4, ".zst") == 0 ? ".zst" : "");
+      if (access(prev.c_str(), F_OK) != 0) throw;
+      if (!opt_.quiet) printf("train: %s; resuming from %s (the damaged file is kept as .damaged)\n", e.what(), prev.c_str());
+      fs::rename(resume_path, resume_path + ".damaged");  // so that the next save keeps prev as it is
+      resume_path = prev;
+      ck = safetensors_read(resume_path);
+    }
     int64_t steps = cfg_.steps;
     cfg_ = checkpoint_config(ck);
     if (opt_.steps_given) cfg_.steps = steps;

@@ -14,6 +14,7 @@
 // the whole blocked algorithm on its part with its own thread_local packing buffers. With M small
 // (conv-like shapes) the grid degenerates to a split over N.
 #include "gemm.h"
+#include "engine/simd.h"
 
 #include <omp.h>
 
@@ -93,7 +94,7 @@ int detect_level() {
 }
 
 int cpu_level() {
-    static const int level = detect_level();
+    static const int level = std::min(detect_level(), simd_env_cap());  // NSVQ_SIMD caps it (engine/simd.h)
     return level;
 }
 

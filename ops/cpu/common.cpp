@@ -2,13 +2,14 @@
 // AVX-512 check of the hand-written kernels.
 #include <cstdlib>
 #include <cstring>
+#include "engine/simd.h"
 #include "ops/cpu/cpu_kernels.h"
 
 namespace nsvq {
 
 bool cpu_has_avx512() {
   static const bool ok = [] {
-    if (getenv("NSVQ_NO_AVX512")) return false;  // tests of the portable paths on AVX-512 machines
+    if (getenv("NSVQ_NO_AVX512") || simd_env_cap() < 2) return false;  // tests of the other paths (engine/simd.h)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");

@@ -509,7 +509,8 @@ NSVQ_AVX512 void pack_weights(const ConvGeom& g, int64_t panels, const float* w,
         u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
       }
       for (int k = 0; k < nk; k++) {  // column k: lanes 0-3 from u[k % 4], 4-7 from u[4 + k % 4]
-        const __m256 col = _mm256_permute2f128_ps(u[k % 4], u[4 + k % 4], k < 4 ? 0x20 : 0x31);
+        const __m256 col = k < 4 ? _mm256_permute2f128_ps(u[k % 4], u[4 + k % 4], 0x20)  // an immediate each
+                                 : _mm256_permute2f128_ps(u[k % 4], u[4 + k % 4], 0x31);
         _mm256_storeu_ps(dst + (k0 + k) * MR, col);
       }
     }

@@ -8,7 +8,13 @@
 #include "engine/op_table.h"
 
 // Hot loops are compiled for AVX-512, AVX2 and baseline x86-64; the loader picks one at run time.
+// clang 14 cannot multiversion function templates: its builds (the sanitizer and fuzz builds of CI)
+// compile these loops once, for baseline x86-64 (the portable path).
+#if defined(__clang__)
+#define NSVQ_CLONES
+#else
 #define NSVQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 // Hand-written AVX-512 kernels (intrinsics): only called when cpu_has_avx512() says so.
 #define NSVQ_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
 
