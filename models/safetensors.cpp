@@ -77,8 +77,8 @@ std::vector<uint8_t> zstd_decompress(const std::vector<uint8_t>& in, const std::
     fail("safetensors %s: not a zstd file (bad magic number)", path.c_str());
   std::vector<uint8_t> out;
   unsigned long long known = ZSTD_getFrameContentSize(in.data(), in.size());
-  if (known != ZSTD_CONTENTSIZE_UNKNOWN && known != ZSTD_CONTENTSIZE_ERROR && known < (1ull << 40))
-    out.reserve((size_t)known);
+  if (known != ZSTD_CONTENTSIZE_UNKNOWN && known != ZSTD_CONTENTSIZE_ERROR)  // a hint only: never beyond what
+    out.reserve((size_t)std::min<unsigned long long>(known, 16ull * in.size() + (1u << 20)));  // the input backs
   ZSTD_DCtx* d = ZSTD_createDCtx();
   if (!d) fail("safetensors %s: out of memory creating a zstd context", path.c_str());
   ZSTD_inBuffer ib{in.data(), in.size(), 0};
@@ -476,6 +476,8 @@ const uint8_t* SafetensorsFile::data(const SafetensorsEntry& e) const {
   return bytes.data() + data_start + e.begin;
 }
 
+static const uint8_t kEmpty = 0;  // what an empty tensor's bytes point at: never a null pointer
+
 void SafetensorsFile::visit(const std::vector<const SafetensorsEntry*>& wanted,
                             const std::function<void(const SafetensorsEntry&, const uint8_t*)>& fn) const {
   std::vector<const SafetensorsEntry*> order(wanted);
@@ -490,7 +492,7 @@ void SafetensorsFile::visit(const std::vector<const SafetensorsEntry*>& wanted,
     for (const SafetensorsEntry* e : order) {
       buf.resize((size_t)(e->end - e->begin));
       in.pread_all(buf.data(), buf.size(), data_start + e->begin);
-      fn(*e, buf.data());
+      fn(*e, buf.empty() ? &kEmpty : buf.data());
     }
     return;
   }
@@ -501,13 +503,12 @@ void SafetensorsFile::visit(const std::vector<const SafetensorsEntry*>& wanted,
   size_t w = 0, filled = 0;
   auto ready = [&](uint64_t upto) {  // wanted tensors that end by `upto` are complete
     while (w < order.size() && data_start + order[w]->end <= upto) {
-      fn(*order[w], buf.data());
+      fn(*order[w], buf.empty() ? &kEmpty : buf.data());
       w++;
       filled = 0;
-      if (w < order.size()) buf.resize((size_t)(order[w]->end - order[w]->begin));
+      buf.clear();
     }
   };
-  if (!order.empty()) buf.resize((size_t)(order[0]->end - order[0]->begin));
   ready(data_start);  // empty tensors at the start of the data
   for (;;) {
     size_t len = 0;
@@ -517,7 +518,8 @@ void SafetensorsFile::visit(const std::vector<const SafetensorsEntry*>& wanted,
       const uint64_t b = data_start + order[w]->begin + filled, e = data_start + order[w]->end;
       if (b >= pos + len || b < pos) break;
       const size_t n = (size_t)(std::min<uint64_t>(e, pos + len) - b);
-      std::memcpy(buf.data() + filled, p + (b - pos), n);
+      buf.resize(filled + n);  // grows with the bytes that arrived: a header cannot make it allocate more
+      if (n) std::memcpy(buf.data() + filled, p + (b - pos), n);
       filled += n;
       ready(b + n);
       if (b + n == pos + len) break;

@@ -21,6 +21,7 @@ NSVQ_HD float nsvq_expf(float x) {
   // the integer n is clamped, and overflow (inf), underflow (0, denormals flushed) and NaN are
   // patched into the result bits with masks.
   float t = x * 1.44269504088896341f + 0.5f;
+  t = std::fmin(std::fmax(t, -128.0f), 128.0f);  // in int range before the conversion (also NaN: -128)
   int32_t ni = (int32_t)t;
   ni -= (float)ni > t ? 1 : 0;
   ni = ni < -127 ? -127 : ni;

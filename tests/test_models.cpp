@@ -622,7 +622,8 @@ TEST_CASE("model checkpoints: a lazily opened file reads only the tensors visite
       f.visit(want, [&](const SafetensorsEntry& e, const uint8_t* p) {
         size_t i = (size_t)std::stoi(e.name.substr(1));
         seen.push_back(e.name);
-        CHECK(std::memcmp(p, data[i].data(), data[i].size() * 4) == 0);
+        REQUIRE(p != nullptr);  // also for an empty tensor
+        if (!data[i].empty()) CHECK(std::memcmp(p, data[i].data(), data[i].size() * 4) == 0);
       });
       std::sort(pick.begin(), pick.end());
       std::vector<std::string> expect;

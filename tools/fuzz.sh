@@ -2,15 +2,15 @@
 # tools/fuzz.sh — runs one libFuzzer target of tests/fuzz/ for SECONDS, starting from its committed seed
 # corpus (tests/fuzz/corpus/TARGET) in a scratch copy (new inputs do not touch the tree), with ASan and
 # UBSan fatal, a 2 GB memory limit and a 10 s limit per input. Builds the fuzz build first when needed
-# (clang, -DNSVQ_SANITIZE=address,undefined -DNSVQ_FUZZ=ON, in build-fuzz/). A crash leaves its input in
-# build-fuzz/crashes/ and fails; keep it as tests/fuzz/corpus/TARGET/regress-* once fixed.
+# (clang, -DNSVQ_SANITIZE=address,undefined -DNSVQ_FUZZ=ON, in build-san/, shared with tools/sanitize.sh). A crash leaves its input in
+# build-san/crashes/ and fails; keep it as tests/fuzz/corpus/TARGET/regress-* once fixed.
 #   tools/fuzz.sh TARGET SECONDS          e.g. tools/fuzz.sh safetensors 600
 #   tools/fuzz.sh all SECONDS             every target in turn, SECONDS each
 # Prints one line per target: execs, execs/s, corpus size, coverage, result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:?usage: tools/fuzz.sh TARGET|all SECONDS} secs=${2:?usage: tools/fuzz.sh TARGET|all SECONDS}
-B=${NSVQ_FUZZ_BUILD:-build-fuzz}
+B=${NSVQ_FUZZ_BUILD:-build-san}
 if [ ! -f "$B/CMakeCache.txt" ]; then
   CC=clang CXX=clang++ cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNSVQ_SANITIZE=address,undefined \
     -DNSVQ_FUZZ=ON -DNSVQ_CUDA=OFF >/dev/null
@@ -26,7 +26,7 @@ for t in $targets; do
   log=$B/fuzz_$t.log
   set +e
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    "$B/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+    "$B/bin/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$B/crashes/$t-" "$work" >"$log" 2>&1
   rc=$?
   set -e

@@ -1,8 +1,9 @@
-// tests/fuzz/fuzz_safetensors.cpp — libFuzzer target: the safetensors reader on any bytes, three ways:
-// parsed in memory (safetensors_parse), opened lazily from a plain file and every tensor visited, and the
-// bytes taken as a .zst file opened lazily and visited (the streaming decompressor); then loaded by name
-// into a small Store, as a checkpoint is.
+// tests/fuzz/fuzz_safetensors.cpp — libFuzzer target: the safetensors reader on any bytes: parsed in
+// memory (safetensors_parse) and loaded by name into a small Store, as a checkpoint is; opened lazily
+// from a plain file and every tensor visited; the bytes taken as a .zst file, opened lazily and visited
+// (the streaming decompressor) and read whole (safetensors_read).
 #include <cstdint>
+#include <string>
 #include <vector>
 #include "engine/backend.h"
 #include "models/module.h"
@@ -33,8 +34,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     visit_all(safetensors_open(nsvq_fuzz::file("f.safetensors", data, size)));
   } catch (const Error&) {
   }
+  const std::string zst = nsvq_fuzz::file("f.safetensors.zst", data, size);
   try {
-    visit_all(safetensors_open(nsvq_fuzz::file("f.safetensors.zst", data, size)));
+    visit_all(safetensors_open(zst));
+  } catch (const Error&) {
+  }
+  try {
+    safetensors_read(zst);  // whole-stream decompression
   } catch (const Error&) {
   }
   return 0;

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# tools/sanitize.sh — the sanitizer and fuzzing step of CI (.ci/run): builds the CPU library, the
+# command, the tests and the fuzz targets with clang, AddressSanitizer + UndefinedBehaviorSanitizer and
+# libFuzzer coverage (build-san/; every error fatal), then runs
+#   1. the doctest suite at this machine's best SIMD level minus six slow cases (named below): the op
+#      table, every kernel family, quantizers, IO, the trainer;
+#   2. the kernel cases again at every lower level down to the portable path (NSVQ_SIMD=avx2, scalar);
+#   3. a short training run, tokenize / decode / export and the C API test on the sanitized binaries;
+#   4. every fuzz target for FUZZ_SECONDS (default 15; tools/fuzz.sh) from its seed corpus.
+# Installs clang, its runtimes and libomp from Debian when missing. Each step is time-bounded.
+#   tools/sanitize.sh [FUZZ_SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-15}
+pkgs="clang-14 libclang-rt-14-dev libomp-14-dev"
+missing=""
+for p in $pkgs; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  echo "sanitize: installing$missing"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+B=build-san
+t0=$(date +%s)
+if [ ! -f "$B/CMakeCache.txt" ]; then
+  CC=clang-14 CXX=clang++-14 cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNSVQ_SANITIZE=address,undefined \
+    -DNSVQ_FUZZ=ON -DNSVQ_CUDA=OFF >/dev/null
+fi
+cmake --build "$B" -j"$(nproc)" >/dev/null
+echo "sanitize: built in $(( $(date +%s) - t0 ))s"
+# errors fatal; a huge allocation the tests ask for on purpose returns null (our 'out of memory' error)
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export OMP_WAIT_POLICY=passive
+summary=()
+step() {  # step NAME SECONDS CMD...: runs it with a time bound, records the result
+  local name=$1 limit=$2; shift 2
+  local s=$(date +%s) rc=0
+  timeout "$limit" "$@" >"$B/step.log" 2>&1 || rc=$?
+  local d=$(( $(date +%s) - s ))
+  if [ $rc = 0 ]; then summary+=("ok      ${d}s  $name")
+  else
+    summary+=("FAILED  ${d}s  $name (rc $rc)")
+    grep -m20 -E 'ERROR|runtime error|SUMMARY|FAIL|error' "$B/step.log" || tail -20 "$B/step.log"
+  fi
+  return $rc
+}
+status=0
+level=$("$B/bin/nsvq" info | sed -n 's/^simd: \([a-z0-9]*\).*/\1/p')
+# left out, for time (minutes each under ASan; their kernels and code paths run in the cases kept): the
+# thread-count repetition of the SGEMM, its K-slab sweep, the imagenet128 shapes, the 1,000-step DiT, the
+# toy-drift simulation and the trainer's freeze test (the short training runs of step 3 replace it)
+slow='sgemm results are bitwise independent*,sgemm with several K slabs*,model presets: imagenet128*'
+slow="$slow,*class-conditional*,toy drift*,trainer: after the freeze*,*timing*"
+step "doctest suite at $level minus the slow cases (ASan + UBSan)" 900 "$B/bin/nsvq_tests" -tce="$slow" || status=1
+kernels='op table*,sgemm matches*,sgemm degenerate*,conv2d*,group norm*,attention*,vq search*,vq dense*'
+for l in avx2 scalar; do
+  case "$level:$l" in avx2:avx2 | scalar:*) continue ;; esac
+  step "kernel cases at NSVQ_SIMD=$l" 600 env NSVQ_SIMD=$l "$B/bin/nsvq_tests" -tc="$kernels" || status=1
+done
+step "training, tokenize, decode, export, C API (sanitized binaries)" 600 \
+  tests/c_api_test.sh "$B/bin/nsvq" "$B/bin/nsvq_c_api_test" || status=1
+step "fuzz: every target ${secs}s" $(( 60 + 10 * secs )) env NSVQ_FUZZ_BUILD="$B" tools/fuzz.sh all "$secs" || status=1
+sed -n 's/^fuzz /  fuzz /p' "$B/step.log"
+echo "sanitize: $(( $(date +%s) - t0 ))s in all"
+printf '  %s\n' "${summary[@]}"
+exit $status
