@@ -408,7 +408,11 @@ LdmModel::LdmModel(const std::string& path, Backend* be, bool raw_weights) {
   scale_ = std::stod(meta_str(f, "scale"));
   TrainConfig tc = train_config_from_json(meta_str(f, "tokenizer_config"), path + " (tokenizer_config)");
   tok_ = tokenizer_load(f, tc, be, "first_stage_model.", ModelPart::decoder);  // sampling only decodes
-  dc_ = dit_for(cfg_.dit, *tok_.model, (int)meta_i64(f, "num_classes"));
+  const int64_t classes = meta_i64(f, "num_classes");
+  const SafetensorsEntry* table = f.find("y_embedder.embedding_table.weight");
+  if (classes < 1 || !table || table->shape.size() != 2 || table->shape[0] != classes + 1)  // before allocating
+    fail("%s: num_classes %lld does not match its class table", path.c_str(), (long long)classes);
+  dc_ = dit_for(cfg_.dit, *tok_.model, (int)classes);
   st_ = std::make_unique<Store>(be);
   dit_ = std::make_unique<Dit>(*st_, dc_, (uint64_t)cfg_.seed);
   // every tensor by its plain name (the position table is a buffer, not in the EMA copy), then the

@@ -149,16 +149,19 @@ TrainConfig checkpoint_config(const SafetensorsFile& f) {
 LoadedTokenizer tokenizer_load(const SafetensorsFile& f, const TrainConfig& cfg, Backend* be, const std::string& prefix,
                                ModelPart part) {
   // First the model's tensor names and shapes without memory (backend_meta), checked against the
-  // file's header: a config the file does not back (a codebook of 2^24 codes, the wrong preset)
-  // fails here, before anything is allocated.
+  // file's header: a config the file does not back (a codebook of 2^24 codes, the wrong preset, tensors
+  // it lacks) fails here, before anything is allocated.
   {
     Store meta(backend_meta());
     meta.skip_init = true;
     TokenizerModel shapes(meta, cfg, part, true);
-    std::vector<std::string> bad;
+    std::vector<std::string> missing, bad;
     for (Tensor* t : shapes.weights()) {
       const SafetensorsEntry* e = f.find(prefix + t->name);
-      if (!e) continue;  // reported below, as missing
+      if (!e) {
+        missing.push_back(prefix + t->name);
+        continue;
+      }
       bool ok = e->dtype == "F32" && e->shape.size() == (size_t)t->ndim;
       for (int d = 0; ok && d < t->ndim; d++) ok = e->shape[(size_t)d] == t->ne[d];
       if (!ok) {
@@ -167,6 +170,12 @@ LoadedTokenizer tokenizer_load(const SafetensorsFile& f, const TrainConfig& cfg,
         bad.push_back(e->name + ": file " + e->dtype + " [" + fs + "], model " + t->shape().str());
       }
     }
+    if (!missing.empty()) {
+      std::string m;
+      for (size_t i = 0; i < missing.size() && i < 8; i++) m += (i ? ", " : "") + missing[i];
+      fail("%s: %zu tensors of its model are missing: %s%s", f.path.c_str(), missing.size(), m.c_str(),
+           missing.size() > 8 ? ", ..." : "");
+    }
     if (!bad.empty())
       fail("%s: %zu tensors do not fit the model its config describes (e.g. %s)", f.path.c_str(), bad.size(), bad[0].c_str());
   }
@@ -174,17 +183,10 @@ LoadedTokenizer tokenizer_load(const SafetensorsFile& f, const TrainConfig& cfg,
   L.path = f.path;
   L.metadata = f.metadata;
   L.store = std::make_unique<Store>(be);
-  L.store->skip_init = true;  // every weight is loaded below
+  L.store->skip_init = true;  // every weight is loaded below (all are there: checked above)
   L.model = std::make_unique<TokenizerModel>(*L.store, cfg, part, true);
-  std::vector<Tensor*> targets = L.model->weights();
   L.ema_weights = prefix == "model_ema.";
-  LoadReport rep = load_tensors(*L.store, f, targets, false, prefix);
-  if (!rep.missing.empty()) {
-    std::string m;
-    for (size_t i = 0; i < rep.missing.size() && i < 8; i++) m += (i ? ", " : "") + rep.missing[i];
-    fail("%s: %zu tensors of its model are missing: %s%s", f.path.c_str(), rep.missing.size(), m.c_str(),
-         rep.missing.size() > 8 ? ", ..." : "");
-  }
+  load_tensors(*L.store, f, L.model->weights(), false, prefix);
   return L;
 }
 
