@@ -47,28 +47,52 @@ std::string shape_str(const std::vector<int64_t>& s) {
 
 // ------------------------------------------------------------------ file IO
 
-std::vector<uint8_t> read_file_bytes(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("safetensors %s: cannot open: %s", path.c_str(), std::strerror(errno));
-  struct stat stt;
-  if (fstat(fd, &stt) != 0 || !S_ISREG(stt.st_mode)) {
-    ::close(fd);
-    fail("safetensors %s: not a regular file", path.c_str());
-  }
-  std::vector<uint8_t> b((size_t)stt.st_size);
-  size_t got = 0;
-  while (got < b.size()) {
-    ssize_t r = ::read(fd, b.data() + got, b.size() - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      int e = errno;
+// A read-only file descriptor that closes itself; reads fail with one line naming the file.
+struct InFile {
+  int fd = -1;
+  std::string path;
+  uint64_t size = 0;
+  explicit InFile(const std::string& p) : path(p) {
+    fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail("safetensors %s: cannot open: %s", p.c_str(), std::strerror(errno));
+    struct stat stt;
+    if (fstat(fd, &stt) != 0 || !S_ISREG(stt.st_mode)) {
       ::close(fd);
-      fail("safetensors %s: read failed after %zu of %zu bytes: %s", path.c_str(), got, b.size(),
-           r == 0 ? "unexpected end of file" : std::strerror(e));
+      fail("safetensors %s: not a regular file", p.c_str());
     }
-    got += (size_t)r;
+    size = (uint64_t)stt.st_size;
   }
-  ::close(fd);
+  ~InFile() { ::close(fd); }
+  InFile(const InFile&) = delete;
+  InFile& operator=(const InFile&) = delete;
+  // n bytes at offset off (all of them, or a failure)
+  void pread_all(void* dst, size_t n, uint64_t off) const {
+    uint8_t* d = (uint8_t*)dst;
+    while (n > 0) {
+      ssize_t r = ::pread(fd, d, n, (off_t)off);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) fail("safetensors %s: read failed at byte %llu: %s", path.c_str(), (unsigned long long)off,
+                       r == 0 ? "unexpected end of file" : std::strerror(errno));
+      d += r;
+      n -= (size_t)r;
+      off += (uint64_t)r;
+    }
+  }
+  // up to n bytes from the current position; 0 at the end of the file
+  size_t read_some(void* dst, size_t n) const {
+    for (;;) {
+      ssize_t r = ::read(fd, dst, n);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) fail("safetensors %s: read failed: %s", path.c_str(), std::strerror(errno));
+      return (size_t)r;
+    }
+  }
+};
+
+std::vector<uint8_t> read_file_bytes(const std::string& path) {
+  InFile f(path);
+  std::vector<uint8_t> b((size_t)f.size);
+  f.pread_all(b.data(), b.size(), 0);
   return b;
 }
 
@@ -346,48 +370,6 @@ SafetensorsFile safetensors_read(const std::string& path) {
 // ------------------------------------------------------------------ lazy reading
 
 namespace {
-
-// A read-only file descriptor that closes itself; reads fail with one line naming the file.
-struct InFile {
-  int fd = -1;
-  std::string path;
-  uint64_t size = 0;
-  explicit InFile(const std::string& p) : path(p) {
-    fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail("safetensors %s: cannot open: %s", p.c_str(), std::strerror(errno));
-    struct stat stt;
-    if (fstat(fd, &stt) != 0 || !S_ISREG(stt.st_mode)) {
-      ::close(fd);
-      fail("safetensors %s: not a regular file", p.c_str());
-    }
-    size = (uint64_t)stt.st_size;
-  }
-  ~InFile() { ::close(fd); }
-  InFile(const InFile&) = delete;
-  InFile& operator=(const InFile&) = delete;
-  // n bytes at offset off (all of them, or a failure)
-  void pread_all(void* dst, size_t n, uint64_t off) const {
-    uint8_t* d = (uint8_t*)dst;
-    while (n > 0) {
-      ssize_t r = ::pread(fd, d, n, (off_t)off);
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) fail("safetensors %s: read failed at byte %llu: %s", path.c_str(), (unsigned long long)off,
-                       r == 0 ? "unexpected end of file" : std::strerror(errno));
-      d += r;
-      n -= (size_t)r;
-      off += (uint64_t)r;
-    }
-  }
-  // up to n bytes from the current position; 0 at the end of the file
-  size_t read_some(void* dst, size_t n) const {
-    for (;;) {
-      ssize_t r = ::read(fd, dst, n);
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) fail("safetensors %s: read failed: %s", path.c_str(), std::strerror(errno));
-      return (size_t)r;
-    }
-  }
-};
 
 // The decompressed bytes of a .zst file, a chunk at a time, from its start.
 class ZstdReader {
