@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <stb_image_write.h>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -91,6 +92,34 @@ TEST_CASE("image folders: recursive, classes from subfolders, gray/RGBA inputs, 
   dataset_sample(d, 1, x.data(), false, 0);
   CHECK(x[0] == doctest::Approx(50 * 2.0f / 255.0f - 1.0f));  // gray replicated into RGB
   CHECK(error_of([&] { dataset_load("folder:" + (t.p / "none").string(), "train"); }).find("not a folder") != std::string::npos);
+}
+
+TEST_CASE("image decode: empty IDAT chunks (fuzz_image's find) decode as if absent; a PNG of only empty ones is refused") {
+  std::vector<uint8_t> px(7 * 5 * 3), png;
+  for (size_t i = 0; i < px.size(); i++) px[i] = (uint8_t)(i * 37 + 11);
+  auto sink = [](void* ctx, void* data, int n) {
+    auto* v = (std::vector<uint8_t>*)ctx;
+    v->insert(v->end(), (uint8_t*)data, (uint8_t*)data + n);
+  };
+  REQUIRE(stbi_write_png_to_func(sink, &png, 7, 5, 3, px.data(), 7 * 3));
+  size_t p = 8;  // the first IDAT chunk: [length][type][data][crc]
+  auto len_at = [&](size_t q) { return (size_t)png[q] << 24 | (size_t)png[q + 1] << 16 | (size_t)png[q + 2] << 8 | png[q + 3]; };
+  while (memcmp(&png[p + 4], "IDAT", 4) != 0) p += 12 + len_at(p);
+  const uint8_t empty[12] = {0, 0, 0, 0, 'I', 'D', 'A', 'T', 0x35, 0xAF, 0x06, 0x1E};
+  std::vector<uint8_t> odd(png.begin(), png.begin() + p);
+  odd.insert(odd.end(), empty, empty + 12);
+  odd.insert(odd.end(), empty, empty + 12);
+  odd.insert(odd.end(), png.begin() + p, png.end());
+  const Image a = image_decode(png.data(), png.size(), "a.png", 3), b = image_decode(odd.data(), odd.size(), "b.png", 3);
+  REQUIRE(a.px.size() == px.size());
+  for (int c = 0; c < 3; c++)
+    for (int i = 0; i < 35; i++) CHECK(a.px[c * 35 + i] == px[i * 3 + c]);
+  CHECK(b.px == a.px);
+  std::vector<uint8_t> none(png.begin(), png.begin() + p);  // the data chunk replaced by an empty one
+  none.insert(none.end(), empty, empty + 12);
+  none.insert(none.end(), png.begin() + p + 12 + len_at(p), png.end());
+  CHECK(error_of([&] { image_decode(none.data(), none.size(), "none.png", 3); }).find("none.png: not a readable image") !=
+        std::string::npos);
 }
 
 TEST_CASE("batch loader: deterministic, every sample once per epoch, resumable at any position") {

@@ -30,8 +30,9 @@ for t in $targets; do
     -artifact_prefix="$B/crashes/$t-" "$work" >"$log" 2>&1
   rc=$?
   set -e
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
-  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  # (a crash prints the final stats twice: once from the crash handler, once at exit)
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo 0)
+  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo 0)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo 0)
   echo "fuzz $t: ${secs}s, $execs execs, $rate execs/s, coverage $cov, corpus $(ls "$work" | wc -l) inputs: $([ $rc = 0 ] && echo ok || echo "FAILED (rc $rc, see $log)")"
   [ $rc = 0 ] || { status=1; grep -m5 -E 'ERROR|SUMMARY|runtime error' "$log" || true; }

@@ -32,9 +32,37 @@ Image image_read(const std::string& path, int channels) {
   return image_decode(bytes.data(), bytes.size(), path, channels);
 }
 
+// stb_image copies an IDAT chunk into its data buffer before that buffer exists when the first IDAT
+// chunk is empty: memcpy(NULL, p, 0), undefined behaviour (found by tests/fuzz/fuzz_image). Empty IDAT
+// chunks hold no data, so a PNG that has any is decoded from a copy without them; other files, and
+// everything after a chunk that runs past the end (stb rejects it), pass unchanged.
+static bool png_without_empty_idat(const uint8_t* b, size_t size, std::vector<uint8_t>* out) {
+  static const uint8_t sig[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+  if (size < 8 || memcmp(b, sig, 8) != 0) return false;
+  bool found = false;
+  size_t p = 8;
+  if (out) out->assign(b, b + 8);
+  while (size - p >= 12) {
+    const size_t len = (size_t)b[p] << 24 | (size_t)b[p + 1] << 16 | (size_t)b[p + 2] << 8 | b[p + 3];
+    if (len > size - p - 12) break;
+    const bool empty_idat = len == 0 && memcmp(b + p + 4, "IDAT", 4) == 0;
+    found = found || empty_idat;
+    if (out && !empty_idat) out->insert(out->end(), b + p, b + p + 12 + len);
+    p += 12 + len;
+  }
+  if (out) out->insert(out->end(), b + p, b + size);
+  return found;
+}
+
 Image image_decode(const uint8_t* bytes, size_t size, const std::string& what, int channels) {
   if (channels != 1 && channels != 3) fail("image_read: %d channels requested (1 or 3)", channels);
   if (size > (size_t)INT32_MAX) fail("%s: %zu bytes is too large an image file", what.c_str(), size);
+  std::vector<uint8_t> cleaned;
+  if (png_without_empty_idat(bytes, size, nullptr)) {
+    png_without_empty_idat(bytes, size, &cleaned);
+    bytes = cleaned.data();
+    size = cleaned.size();
+  }
   int w = 0, h = 0, n = 0;
   if (!stbi_info_from_memory(bytes, (int)size, &w, &h, &n))
     fail("%s: not a readable image (%s)", what.c_str(), stbi_failure_reason());
