@@ -1,5 +1,5 @@
 // tests/test_fast_kernels.cpp — the hand-written AVX-512 CPU forward kernels against double-precision
-// references, and bitwise equal for 1 and 2 threads: conv2d (ops/cpu/conv_direct.cpp: direct implicit
+// references, and bitwise equal for 1 and 2 threads: conv2d (ops/cpu/conv_direct_avx512.cpp: direct implicit
 // GEMM and Winograd F(2x2, 3x3), on shapes that reach every branch: image groups, bands, odd sizes,
 // asymmetric padding, strides, M edges, fewer images than threads; the two-thread cases are above the
 // threading thresholds: 10 MFLOP, 60 MFLOP with fewer images than threads), group norm (+ SiLU) and
@@ -212,9 +212,9 @@ TEST_CASE("attention fast path: reference, and bitwise equal for 1 and 2 threads
 TEST_CASE("conv2d backward: the input gradient through the forward kernel, the weight gradient, 1 and 2 threads") {
   // stride-1 cases take the input gradient through the direct / Winograd forward kernel (flipped,
   // transposed weights) and the weight gradient through the packed shifted frames of
-  // ops/cpu/conv_wgrad.cpp (every register tile shape: 4, 17, 24, 32, 50, 64 outputs), or its Winograd
+  // ops/cpu/conv_wgrad_avx512.cpp (every register tile shape: 4, 17, 24, 32, 50, 64 outputs), or its Winograd
   // form for 3x3 kernels with 16 or more input channels; stride 2 takes
-  // the weight gradient through the phase planes of conv_wgrad.cpp and the input gradient through the
+  // the weight gradient through the phase planes of conv_wgrad_avx512.cpp and the input gradient through the
   // phase-stacked forward problem of conv_bwd_data_s2_as_fwd (the model's stride-2 shapes below); fewer
   // than 8 input channels keep the im2col + SGEMM paths
   const std::vector<ConvCase> cases = {

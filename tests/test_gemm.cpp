@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "engine/simd.h"
+
 #include "../engine/cpu/gemm.h"
 
 namespace {
@@ -25,7 +27,7 @@ struct level_guard {
 // The SIMD levels this CPU can run (forcing an unsupported level clamps to a lower one).
 std::vector<std::string> available_levels() {
     std::vector<std::string> out;
-    for (const char* l : {"avx512", "avx2", "scalar"}) {
+    for (const char* l : {"avx512", "avx2", "neon", "scalar"}) {
         nsvq::gemm_force_simd_level(l);
         if (std::string(nsvq::gemm_simd_level()) == l) out.push_back(l);
     }
@@ -100,7 +102,9 @@ TEST_SUITE_BEGIN("gemm");
 TEST_CASE("sgemm dispatcher reports a known level and honours forcing") {
     level_guard guard;
     const std::string autolevel = nsvq::gemm_simd_level();
-    CHECK((autolevel == "avx512" || autolevel == "avx2" || autolevel == "scalar"));
+    CHECK((autolevel == "avx512" || autolevel == "avx2" || autolevel == "neon" || autolevel == "scalar"));
+    if (NSVQ_ARM64 && nsvq::simd_env_cap() >= 1) CHECK(autolevel == "neon");  // every AArch64 CPU has NEON
+    if (!NSVQ_X86) CHECK(autolevel != "avx2");
     nsvq::gemm_force_simd_level("scalar");
     CHECK(std::string(nsvq::gemm_simd_level()) == "scalar");
     nsvq::gemm_force_simd_level(nullptr);

@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include "engine/cpu/gemm.h"
+#include "engine/simd.h"
 #include "engine/rng.h"
 #include "ops/optim.h"
 #include "tools/args.h"
@@ -274,6 +276,15 @@ int bench_conv(int argc, char** argv, int first) {
 int cmd_bench(int argc, char** argv, int first) {
   if (first >= argc) fail("bench needs a target: gemm | ops | conv | vq | model | tokenize | train-step | dit-step (see nsvq bench gemm --help)");
   std::string what = argv[first];
+  // first line: the kernels in use (to stderr with --json, so that stdout stays one JSON object a line)
+  bool json = false, help = false;
+  for (int i = first; i < argc; i++) {
+    json |= std::strcmp(argv[i], "--json") == 0;
+    help |= std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0;
+  }
+  if (!help) fprintf(json ? stderr : stdout, "cpu: %s %s (gemm kernel %s), %d threads\n", cpu_arch_name(),
+                     cpu_simd_level(), gemm_simd_level(), cpu_threads());
+  fflush(stdout);
   if (what == "gemm") return bench_gemm(argc, argv, first + 1);
   if (what == "ops") return bench_ops(argc, argv, first + 1);
   if (what == "conv") return bench_conv(argc, argv, first + 1);

@@ -22,7 +22,7 @@ int cmd_info(int argc, char** argv, int first) {
          " (unoptimised)"
 #endif
   );
-  printf("simd: %s (gemm kernel: %s)\n", cpu_simd_level(), gemm_simd_level());
+  printf("simd: %s (gemm kernel: %s)\ncpu: %s %s\n", cpu_simd_level(), gemm_simd_level(), cpu_arch_name(), cpu_simd_level());
   printf("threads: %d\n", cpu_threads());
   if (!cuda_compiled()) {
     printf("cuda: not built\n");

@@ -4,7 +4,7 @@
 # CUDA backend for sm_90 into build-cuda/ from the headers/static libraries carried in .deps/
 # (made by tools/prepare-device-deps.sh on the dev machine), then runs:
 #   nsvq info, nsvq_tests (CPU-vs-CUDA parity runs when a device exists), the kernel-path parity
-#   driver engine/cuda/emu/emu_parity.cpp linked against the real library, nsvq bench ops and
+#   driver tests/cuda_emu/emu_parity.cpp linked against the real library, nsvq bench ops and
 #   nsvq bench gemm 1024^3 on cuda, a 1-epoch Fashion-MNIST MLP on cuda (when the data is there), a
 #   400-step cifar10 NSVQ tokenizer training run on cuda that must learn (tools/bench/check_run.py)
 #   and its evaluation, a 300-step latent-diffusion run on that tokenizer with a sample grid, and the
@@ -113,10 +113,10 @@ BIN=$BUILD/bin
 if [ -x "$BIN/nsvq" ]; then
   step info 30 "$BIN/nsvq" info
   if [ -x "$BIN/nsvq_tests" ]; then step tests 300 "$BIN/nsvq_tests"; else skip tests "no nsvq_tests binary"; fi
-  # engine/cuda/emu/emu_parity.cpp against the real device: CPU-vs-CUDA parity on shapes that reach
+  # tests/cuda_emu/emu_parity.cpp against the real device: CPU-vs-CUDA parity on shapes that reach
   # every kernel path (two-pass reductions, block variants, multi-tile attention, index errors)
   CUDA_HOME=$(dirname "$(dirname "$(command -v nvcc)")")
-  if step parity-build 180 g++ -std=c++17 -O2 -fopenmp -I. -DNSVQ_CUDA=1 engine/cuda/emu/emu_parity.cpp -o "$BIN/cuda_parity" \
+  if step parity-build 180 g++ -std=c++17 -O2 -fopenmp -I. -DNSVQ_CUDA=1 tests/cuda_emu/emu_parity.cpp -o "$BIN/cuda_parity" \
        "$BUILD/libnsvq.a" "$DEPS/lib/libzstd.a" "$DEPS/lib/libstb.a" "$DEPS/lib/libz.a" \
        -L"$CUDA_HOME/lib64" -L"$CUDA_HOME/targets/x86_64-linux/lib" -lcublas -lcudart -lpthread -ldl -lrt -lm; then
     step parity 300 "$BIN/cuda_parity"

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include "engine/simd.h"
 #include "engine/tensor.h"
 #include "tools/commands.h"
 #include "train/image_io.h"
@@ -56,7 +57,7 @@ int main(int argc, char** argv) {
     }
     cmd = argv[1];
     if (cmd == "--version" || cmd == "version") {
-      printf("nsvq %s (%s)\n", NSVQ_VERSION, NSVQ_BUILD_TYPE);
+      printf("nsvq %s (%s; cpu: %s %s)\n", NSVQ_VERSION, NSVQ_BUILD_TYPE, nsvq::cpu_arch_name(), nsvq::cpu_simd_level());
       return 0;
     }
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {

@@ -80,21 +80,13 @@ const gemm_kernels scalar_set = {"scalar", SC_MR, SC_NR, 256, 128, 2048, false,
                                  &pack_a_generic<SC_MR>, &pack_b_generic<SC_NR>, &scalar_macro};
 
 // ---------------------------------------------------------------- dispatch
-enum simd_level { level_scalar = 0, level_avx2 = 1, level_avx512 = 2 };
+// Levels: 2 = AVX-512, 1 = AVX2 on x86-64 or NEON on AArch64, 0 = the portable kernel above.
+enum simd_level { level_scalar = 0, level_mid = 1, level_avx512 = 2 };
 
-int detect_level() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma"))
-        return level_avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return level_avx2;
-#endif
-    return level_scalar;
-}
-
-int cpu_level() {
-    static const int level = std::min(detect_level(), simd_env_cap());  // NSVQ_SIMD caps it (engine/simd.h)
+int cpu_level() {  // engine/simd.cpp probes the CPU and applies the NSVQ_SIMD cap
+    static const int level = cpu_has_avx512() ? level_avx512
+                             : (cpu_has_avx2() || (NSVQ_ARM64 && simd_env_cap() >= 1)) ? level_mid
+                                                                                        : level_scalar;
     return level;
 }
 
@@ -106,8 +98,12 @@ int active_level() {
 }
 
 const gemm_kernels* kernels_for(int level) {
+#if NSVQ_X86
     if (level == level_avx512) return avx512_kernels();
-    if (level == level_avx2) return avx2_kernels();
+    if (level == level_mid) return avx2_kernels();
+#elif NSVQ_ARM64
+    if (level >= level_mid) return neon_kernels();
+#endif
     return &scalar_set;
 }
 
@@ -306,8 +302,8 @@ void gemm_force_simd_level(const char* level) {
     if (level) {
         if (std::strcmp(level, "avx512") == 0)
             f = level_avx512;
-        else if (std::strcmp(level, "avx2") == 0)
-            f = level_avx2;
+        else if (std::strcmp(level, "avx2") == 0 || std::strcmp(level, "neon") == 0)
+            f = level_mid;
         else if (std::strcmp(level, "scalar") == 0)
             f = level_scalar;
     }

@@ -1,5 +1,5 @@
 // Private header of the CPU SGEMM: the per-ISA kernel table shared by gemm.cpp (blocking, threading,
-// dispatch) and the ISA-specific files gemm_avx512.cpp / gemm_avx2.cpp, plus portable packing templates.
+// dispatch) and the ISA-specific files gemm_avx512.cpp / gemm_avx2.cpp / gemm_neon.cpp, plus portable packing templates.
 //
 // Packed layouts (both zero-padded to full register tiles, so micro-kernels never see ragged panels):
 //   A block (mc x kc): ceil(mc/MR) micro-panels, panel p holds rows p*MR.. as pa[p*MR*kc + k*MR + r].
@@ -32,9 +32,11 @@ struct gemm_kernels {
     macro_fn macro;
 };
 
-// Defined in the ISA files; only called after the CPU was checked for the ISA.
-const gemm_kernels* avx512_kernels();
-const gemm_kernels* avx2_kernels();
+// Defined in the ISA files (built only for their architecture: engine/cpu/gemm.cmake); only called
+// after the CPU was checked for the ISA.
+const gemm_kernels* avx512_kernels();  // gemm_avx512.cpp, x86-64
+const gemm_kernels* avx2_kernels();    // gemm_avx2.cpp, x86-64
+const gemm_kernels* neon_kernels();    // gemm_neon.cpp, AArch64
 
 // Benchmark/tuning hook: override the blocking of the active kernel set (0 or -1 = keep default).
 // Not thread-safe; call between sgemm calls only.

@@ -1,21 +1,10 @@
-// ops/cpu/common.cpp — the strided iterator, strided copy and fill shared by CPU kernels, and the
-// AVX-512 check of the hand-written kernels.
+// ops/cpu/common.cpp — the strided iterator, strided copy and fill shared by CPU kernels.
 #include <cstdlib>
 #include <cstring>
 #include "engine/simd.h"
 #include "ops/cpu/cpu_kernels.h"
 
 namespace nsvq {
-
-bool cpu_has_avx512() {
-  static const bool ok = [] {
-    if (getenv("NSVQ_NO_AVX512") || simd_env_cap() < 2) return false;  // tests of the other paths (engine/simd.h)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
-  }();
-  return ok;
-}
 
 NdIter nd_iter_make(const Tensor* const* ts, int nops) {
   NdIter it;

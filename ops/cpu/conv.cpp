@@ -6,20 +6,31 @@
 // K = C*kh*kw, rows of col ordered (c, i, j) like the weight's O x C x kh x kw layout.
 // Images are spread over threads (each runs a single-threaded SGEMM) when there are enough of them,
 // else each SGEMM uses every thread. Every sum runs in an order fixed by the shapes alone.
-// On AVX-512 CPUs the forward runs the direct / Winograd kernels of ops/cpu/conv_direct.cpp instead, the
-// input gradient of a stride-1 conv runs them too (flipped weights), that of a stride-2 conv runs the direct
-// kernel on its phase-stacked form (conv_bwd_data_s2_as_fwd, then an interleave), and the weight gradient of
-// a stride-1 or 2 conv runs ops/cpu/conv_wgrad.cpp (fewer than 8 input channels: im2col + SGEMM throughout).
+// On AVX-512 CPUs the forward runs the direct / Winograd kernels of ops/cpu/conv_direct_avx512.cpp instead,
+// the input gradient of a stride-1 conv runs them too (flipped weights), that of a stride-2 conv runs the
+// direct kernel on its phase-stacked form (conv_bwd_data_s2_as_fwd, then an interleave), and the weight
+// gradient of a stride-1 or 2 conv runs ops/cpu/conv_wgrad_avx512.cpp (fewer than 8 input channels:
+// im2col + SGEMM throughout). Elsewhere (AVX2, NEON, portable) im2col + the SGEMM of that level.
 #include <omp.h>
 #include <cstring>
 #include "engine/cpu/gemm.h"
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/conv_geom.h"
 #include "ops/cpu/conv_direct.h"
-#include "ops/cpu/simd512.h"
 #include "ops/ops_internal.h"
 
 namespace nsvq {
+
+bool conv_direct_available() { return cpu_has_avx512(); }
+
+bool conv_wgrad_eligible(const ConvGeom& g) {
+  return conv_direct_available() && (g.sh == 1 || g.sh == 2) && (g.sw == 1 || g.sw == 2) && !g.direct && g.C >= 8;
+}
+
+int64_t& conv_wgrad_budget() {
+  static int64_t floats = (int64_t)2 << 20;  // 8 MiB of packed images
+  return floats;
+}
 
 namespace {
 
@@ -127,29 +138,6 @@ size_t conv_bwd_data_scratch(const Tensor* t, BackendKind b) {
   return conv_col_scratch(g, b);
 }
 
-// dX of one image [C, H, W] from its phase outputs q [4C, Hq, Wq] (conv_bwd_data_s2_as_fwd): row y takes
-// phases (a, 0) and (a, 1) of row u, interleaved 16 + 16 columns at a time
-NSVQ_AVX512 void s2_interleave(const ConvGeom& g, const ConvGeom& tg, const float* q, float* dx) {
-  const __m512i ilo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  const __m512i ihi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
-  const int64_t Wq = tg.Wo;
-  for (int64_t c = 0; c < g.C; c++)
-    for (int64_t y = 0; y < g.H; y++) {
-      const int64_t a = (y + g.pt) % 2, u = (y + g.pt) / 2;
-      const float* e = q + ((a * 2 * g.C + c) * tg.Ho + u) * Wq;  // phase (a, 0); (a, 1) is C planes further
-      const float* o = e + g.C * tg.P;
-      float* d = dx + (c * g.H + y) * g.W;
-      for (int64_t v0 = 0; v0 < Wq; v0 += 16) {
-        const __mmask16 mv = lane_range(v0, 0, Wq);
-        const __m512 ev = _mm512_maskz_loadu_ps(mv, e + v0), ov = _mm512_maskz_loadu_ps(mv, o + v0);
-        const int64_t xs = 2 * v0 - g.pl;  // column of the first of the 32
-        const __mmask16 ml = lane_range(xs, 0, g.W), mh = lane_range(xs + 16, 0, g.W);
-        if (ml) store_lanes(d + xs, ml, _mm512_permutex2var_ps(ev, ilo, ov));
-        if (mh) store_lanes(d + xs + 16, mh, _mm512_permutex2var_ps(ev, ihi, ov));
-      }
-    }
-}
-
 // stride 2 on AVX-512: the phase weights wq [4C][O][Mh][Mw] (zero for taps a phase lacks, which the
 // kernel skips), then per group of images one forward conv of dY and the interleave
 void conv2d_bwd_data_s2(const ConvGeom& g, ConvGeom tg, const float* gy, const float* w, float* out, const ExecCtx& c) {
@@ -173,7 +161,7 @@ void conv2d_bwd_data_s2(const ConvGeom& g, ConvGeom tg, const float* gy, const f
     tg.N = std::min(G, g.N - n0);
     conv_direct_forward(tg, gy + n0 * img_in, wq, nullptr, q, direct, c.nthreads, used);
 #pragma omp parallel for num_threads(tg.N >= c.nthreads ? c.nthreads : 1) schedule(static)
-    for (int64_t n = 0; n < tg.N; n++) s2_interleave(g, tg, q + n * tg.O * tg.P, out + (n0 + n) * img_out);
+    for (int64_t n = 0; n < tg.N; n++) conv_s2_interleave(g, tg, q + n * tg.O * tg.P, out + (n0 + n) * img_out);
   }
 }
 

@@ -6,17 +6,21 @@
 #include <algorithm>
 #include <cmath>
 #include "engine/op_table.h"
+#include "engine/simd.h"
 
-// Hot loops are compiled for AVX-512, AVX2 and baseline x86-64; the loader picks one at run time.
-// clang 14 cannot multiversion function templates: its builds (the sanitizer and fuzz builds of CI)
-// compile these loops once, for baseline x86-64 (the portable path).
-#if defined(__clang__)
-#define NSVQ_CLONES
-#else
+// Hot loops are portable C++ the compiler vectorises. On x86-64 (GCC) they are compiled for AVX-512,
+// AVX2 and baseline x86-64 and the loader picks one at run time; clang 14 cannot multiversion function
+// templates, so its builds (the sanitizer and fuzz builds of CI) compile them once, for baseline
+// x86-64. On AArch64 they are compiled once: NEON is baseline there, and the compiler uses it.
+#if NSVQ_X86 && !defined(__clang__)
 #define NSVQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NSVQ_CLONES
 #endif
+#if NSVQ_X86
 // Hand-written AVX-512 kernels (intrinsics): only called when cpu_has_avx512() says so.
 #define NSVQ_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
+#endif
 
 namespace nsvq {
 
@@ -93,8 +97,6 @@ inline float lane_max(const float* __restrict x, int64_t n) {
   return r;
 }
 
-// The CPU has AVX-512 F/VL/BW/DQ and FMA (checked once; NSVQ_NO_AVX512 set in the environment: false).
-bool cpu_has_avx512();
 // Copies src (any strides) into dst (any strides) of the same shape; 4-byte elements.
 void cpu_copy_strided(Tensor* dst, const Tensor* src, int nthreads);
 // Fills a contiguous 4-byte buffer with a 32-bit pattern.

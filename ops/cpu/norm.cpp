@@ -1,13 +1,15 @@
 // ops/cpu/norm.cpp — CPU kernels of the normalisation family (see ops/norm.cpp for the group
 // layout): forward (optionally + SiLU), input gradient, gamma/beta gradient, running statistics.
 // Statistics are two-pass (mean, then centred variance) with f64 accumulation. Each group is
-// handled by one thread in a fixed order, so results do not depend on the thread count.
+// handled by one thread in a fixed order, so results do not depend on the thread count. The forward
+// of one-segment groups (R == 1) runs on the row primitives of ops/cpu/norm_avx512.cpp or norm_neon.cpp
+// when the CPU has them.
 #include <omp.h>
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
 #include "ops/cpu/cpu_kernels.h"
-#include "ops/cpu/simd512.h"
+#include "ops/cpu/norm_simd.h"
 #include "ops/elementwise_math.h"
 #include "ops/ops_internal.h"
 
@@ -80,65 +82,19 @@ NSVQ_CLONES void affine_row(float* __restrict y, const float* __restrict x, int6
   for (int64_t i = 0; i < n; i++) y[i] = (x[i] - mean) * rstd * ga[i] + be[i];
 }
 
-// ---------------------------------------------------------------- AVX-512 forward (R == 1)
-// The same statistics (f64 mean, then f64 centred sum of squares) and affine (+ SiLU) as below, on
-// whole vectors: four f64 accumulators combined in a fixed order, exp512 for the SiLU.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-NSVQ_AVX512 inline __mmask16 tail_mask(int64_t n) { return (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1u); }
-
-// sum of x (centred on m when CENTRED: sum of (x - m)^2), f64
-template <bool CENTRED>
-NSVQ_AVX512 double sum512(const float* x, int64_t n, float m) {
-  __m512d a[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
-  const __m512 mv = _mm512_set1_ps(m);
-  auto add = [&](__m512 v, int k) NSVQ_AVX512 {
-    if (CENTRED) v = _mm512_sub_ps(v, mv);
-    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-    __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-    if (CENTRED) {
-      a[k] = _mm512_fmadd_pd(lo, lo, a[k]);
-      a[k + 1] = _mm512_fmadd_pd(hi, hi, a[k + 1]);
-    } else {
-      a[k] = _mm512_add_pd(a[k], lo);
-      a[k + 1] = _mm512_add_pd(a[k + 1], hi);
-    }
-  };
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    add(_mm512_loadu_ps(x + i), 0);
-    add(_mm512_loadu_ps(x + i + 16), 2);
-  }
-  for (; i < n; i += 16) {
-    __mmask16 k = tail_mask(n - i);
-    __m512 v = _mm512_maskz_loadu_ps(k, x + i);
-    if (CENTRED) v = _mm512_maskz_mov_ps(k, _mm512_sub_ps(v, mv));  // keep the padding lanes at zero
-    if (CENTRED) {
-      __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-      __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-      a[0] = _mm512_fmadd_pd(lo, lo, a[0]);
-      a[1] = _mm512_fmadd_pd(hi, hi, a[1]);
-    } else {
-      add(v, 0);
-    }
-  }
-  __m512d t = _mm512_add_pd(_mm512_add_pd(a[0], a[1]), _mm512_add_pd(a[2], a[3]));
-  return _mm512_reduce_add_pd(t);
+// ---------------------------------------------------------------- SIMD forward (R == 1)
+// The same statistics (f64 mean, then f64 centred sum of squares) and affine (+ SiLU) as below, by the
+// row primitives of this CPU's instruction set (ops/cpu/norm_simd.h).
+const NormRowKernels* norm_rows() {
+#if NSVQ_X86
+  if (cpu_has_avx512()) return norm_rows_avx512();
+#elif NSVQ_ARM64
+  if (simd_env_cap() >= 1) return norm_rows_neon();
+#endif
+  return nullptr;
 }
 
-NSVQ_AVX512 void affine512(float* y, const float* x, int64_t n, float a, float b, int silu) {
-  const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), one = _mm512_set1_ps(1.0f);
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = tail_mask(n - i);
-    __m512 v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, x + i), av, bv);
-    if (silu) v = _mm512_div_ps(v, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
-    store_lanes(y + i, k, v);
-  }
-}
-#pragma GCC diagnostic pop
-
-void norm_fast(Tensor* y, const ExecCtx& c, const Desc& d) {
+void norm_fast(Tensor* y, const ExecCtx& c, const Desc& d, const NormRowKernels& kr) {
   const float* x = tdata<float>(y->src[0]);
   const float* ga = tdata<float>(y->src[1]);
   const float* be = tdata<float>(y->src[2]);
@@ -148,21 +104,23 @@ void norm_fast(Tensor* y, const ExecCtx& c, const Desc& d) {
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t k = 0; k < d.K; k++) {
     const int64_t b0 = d.base(k, 0);
-    const float mean = (float)(sum512<false>(x + b0, d.Lseg, 0.0f) / d.count());
-    const double v = sum512<true>(x + b0, d.Lseg, mean) / d.count();
+    const float mean = (float)(kr.sum(x + b0, d.Lseg) / d.count());
+    const double v = kr.sum_sq_centred(x + b0, d.Lseg, mean) / d.count();
     const float rstd = (float)(1.0 / std::sqrt(v + d.eps));
     for (int64_t l = 0; l < d.Lseg; l += d.S) {
       const int64_t ch = d.ch0(k) + l / d.S;
       const float a = rstd * ga[ch];
-      affine512(o + b0 + l, x + b0 + l, d.S, a, be[ch] - mean * a, d.silu);
+      kr.affine(o + b0 + l, x + b0 + l, d.S, a, be[ch] - mean * a, d.silu);
     }
   }
 }
 
+
 void norm_cpu(Tensor* y, const ExecCtx& c) {
   Desc d(y);
-  if (d.R == 1 && d.S >= 16 && cpu_has_avx512()) {
-    norm_fast(y, c, d);
+  static const NormRowKernels* fast = norm_rows();
+  if (d.R == 1 && d.S >= 16 && fast) {
+    norm_fast(y, c, d, *fast);
     return;
   }
   const float* x = tdata<float>(y->src[0]);

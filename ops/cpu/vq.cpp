@@ -25,7 +25,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#if defined(__x86_64__)
+#include "engine/simd.h"
+#if NSVQ_X86
 #include <xmmintrin.h>
 #endif
 #include "engine/cpu/gemm.h"
@@ -48,10 +49,14 @@ size_t up(int64_t n) { return (size_t)cdiv(n, 16) * 16; }  // floats, rounded to
 
 // Flush-to-zero and denormals-are-zero for the current thread while in scope.
 struct FlushDenormals {
-#if defined(__x86_64__)
+#if NSVQ_X86
   unsigned csr;
-  FlushDenormals() : csr(_mm_getcsr()) { _mm_setcsr(csr | 0x8040u); }
+  FlushDenormals() : csr(_mm_getcsr()) { _mm_setcsr(csr | 0x8040u); }  // FTZ | DAZ
   ~FlushDenormals() { _mm_setcsr(csr); }
+#elif NSVQ_ARM64 && defined(__GNUC__) && !defined(__clang__)
+  unsigned fpcr;
+  FlushDenormals() : fpcr(__builtin_aarch64_get_fpcr()) { __builtin_aarch64_set_fpcr(fpcr | (1u << 24)); }  // FZ
+  ~FlushDenormals() { __builtin_aarch64_set_fpcr(fpcr); }
 #endif
 };
 

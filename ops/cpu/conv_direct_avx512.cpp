@@ -1,4 +1,4 @@
-// ops/cpu/conv_direct.cpp — AVX-512 forward conv2d without an im2col matrix: a direct implicit GEMM
+// ops/cpu/conv_direct_avx512.cpp — AVX-512 forward conv2d without an im2col matrix: a direct implicit GEMM
 // for every shape, and Winograd F(2x2, 3x3) for 3x3 stride-1 convs with C >= 8 and O >= 32.
 //
 // Direct: the input of one image is copied once into a zero-padded, stride-phase-split buffer: for
@@ -925,8 +925,6 @@ void wino_forward(const ConvGeom& g, const float* x, const float* wt, const floa
 
 }  // namespace
 
-bool conv_direct_available() { return cpu_has_avx512(); }
-
 size_t conv_direct_scratch(const ConvGeom& g, int nthreads, bool panel_taps) {
   if (wino_eligible(g)) {
     const WPlan w = make_wplan(g);
@@ -975,6 +973,29 @@ void conv_direct_forward(const ConvGeom& g, const float* x, const float* w, cons
 #pragma omp barrier
         }
         run_items(g, p, l, p.copy ? l.bufs : xn, bias, yn, oy0, nrows, items * tid / nth, items * (tid + 1) / nth);
+      }
+    }
+}
+
+// dX of one image [C, H, W] from its phase outputs q [4C, Hq, Wq] (conv_bwd_data_s2_as_fwd): row y takes
+// phases (a, 0) and (a, 1) of row u, interleaved 16 + 16 columns at a time
+NSVQ_AVX512 void conv_s2_interleave(const ConvGeom& g, const ConvGeom& tg, const float* q, float* dx) {
+  const __m512i ilo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i ihi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+  const int64_t Wq = tg.Wo;
+  for (int64_t c = 0; c < g.C; c++)
+    for (int64_t y = 0; y < g.H; y++) {
+      const int64_t a = (y + g.pt) % 2, u = (y + g.pt) / 2;
+      const float* e = q + ((a * 2 * g.C + c) * tg.Ho + u) * Wq;  // phase (a, 0); (a, 1) is C planes further
+      const float* o = e + g.C * tg.P;
+      float* d = dx + (c * g.H + y) * g.W;
+      for (int64_t v0 = 0; v0 < Wq; v0 += 16) {
+        const __mmask16 mv = lane_range(v0, 0, Wq);
+        const __m512 ev = _mm512_maskz_loadu_ps(mv, e + v0), ov = _mm512_maskz_loadu_ps(mv, o + v0);
+        const int64_t xs = 2 * v0 - g.pl;  // column of the first of the 32
+        const __mmask16 ml = lane_range(xs, 0, g.W), mh = lane_range(xs + 16, 0, g.W);
+        if (ml) store_lanes(d + xs, ml, _mm512_permutex2var_ps(ev, ilo, ov));
+        if (mh) store_lanes(d + xs + 16, mh, _mm512_permutex2var_ps(ev, ihi, ov));
       }
     }
 }

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# engine/cuda/emu/emu_check.sh — runs the CUDA backend's own code (engine/cuda/*.cu, ops/cuda/*.cu) on
-# the CPU through the emulator in engine/cuda/emu/cuda_emu.h, for machines without a GPU (nvcc is
+# tests/cuda_emu/emu_check.sh — runs the CUDA backend's own code (engine/cuda/*.cu, ops/cuda/*.cu) on
+# the CPU through the emulator in tests/cuda_emu/cuda_emu.h, for machines without a GPU (nvcc is
 # still needed: the CPU objects come from a CUDA-enabled CMake build, compiled with NSVQ_CUDA=1).
 #   1. builds nsvq_lib and the nsvq_tests objects in BUILD (default build-cudaemu, sm_90 only);
 #   2. rewrites each .cu for the emulator (kernel<<<cfg>>>(args) -> emu::launch(...), extern
 #      __shared__ arrays -> the launch's buffer) and compiles it with g++;
-#   3. links emu_parity (engine/cuda/emu/emu_parity.cpp) and emu_tests (the doctest suite, whose
+#   3. links emu_parity (tests/cuda_emu/emu_parity.cpp) and emu_tests (the doctest suite, whose
 #      CPU-vs-CUDA parity cases then run on the emulated device) and runs both.
-# Usage: engine/cuda/emu/emu_check.sh [BUILD] [doctest arguments for emu_tests...]
-#   e.g. engine/cuda/emu/emu_check.sh build-cudaemu -sce='conv2d*'   (skip families without CUDA kernels)
+# Usage: tests/cuda_emu/emu_check.sh [BUILD] [doctest arguments for emu_tests...]
+#   e.g. tests/cuda_emu/emu_check.sh build-cudaemu -sce='conv2d*'   (skip families without CUDA kernels)
 # Environment: EMU_SMS (SM count reported by the emulated device, default 2), EMU_ASAN=1 (compile the
 # emulated kernels and the parity driver with AddressSanitizer), JOBS (default 2).
 set -euo pipefail
-cd "$(dirname "$0")/../../.."
+cd "$(dirname "$0")/../.."
 ROOT=$PWD
 B=${1:-build-cudaemu}
 [ $# -gt 0 ] && shift
@@ -31,7 +31,7 @@ cmake --build "$B" --target nsvq_lib -j "$JOBS"
 cmake --build "$B" --target nsvq_tests -j "$JOBS" >/dev/null 2>&1 || echo "emu_check: nsvq_tests did not link; using its objects"
 
 # ---- rewrite the CUDA sources for the emulator
-printf '#pragma once\n#include "engine/cuda/emu/cuda_emu.h"\n' > "$OUTD/fake/cuda_runtime.h"
+printf '#pragma once\n#include "tests/cuda_emu/cuda_emu.h"\n' > "$OUTD/fake/cuda_runtime.h"
 cp "$OUTD/fake/cuda_runtime.h" "$OUTD/fake/cublas_v2.h"
 python3 - "$ROOT" "$OUTD/src" <<'EOF'
 import os, re, sys
@@ -57,16 +57,16 @@ CXXF="-std=c++17 -O1 -g $SAN -fopenmp -Wno-unknown-pragmas -DNSVQ_CUDA=1 -DNSVQ_
 INC="-I$OUTD/fake -I$OUTD/src -I$ROOT"
 rm -f "$OUTD"/obj/*.o
 n=0
-for f in "$OUTD"/src/engine/cuda/*.cu "$OUTD"/src/ops/cuda/*.cu "$ROOT/engine/cuda/emu/emu_glue.cpp"; do
-  g++ $CXXF $INC -include "$ROOT/engine/cuda/emu/cuda_emu.h" -x c++ -c "$f" -o "$OUTD/obj/$(basename "$f").o" &
+for f in "$OUTD"/src/engine/cuda/*.cu "$OUTD"/src/ops/cuda/*.cu "$ROOT/tests/cuda_emu/emu_glue.cpp"; do
+  g++ $CXXF $INC -include "$ROOT/tests/cuda_emu/cuda_emu.h" -x c++ -c "$f" -o "$OUTD/obj/$(basename "$f").o" &
   n=$((n + 1))
   [ $((n % JOBS)) -eq 0 ] && wait
 done
 wait
-for f in "$OUTD"/src/engine/cuda/*.cu "$OUTD"/src/ops/cuda/*.cu "$ROOT/engine/cuda/emu/emu_glue.cpp"; do
+for f in "$OUTD"/src/engine/cuda/*.cu "$OUTD"/src/ops/cuda/*.cu "$ROOT/tests/cuda_emu/emu_glue.cpp"; do
   [ -f "$OUTD/obj/$(basename "$f").o" ] || { echo "emu_check: $(basename "$f") did not compile" >&2; exit 1; }
 done
-g++ $CXXF -I"$ROOT" -c "$ROOT/engine/cuda/emu/emu_parity.cpp" -o "$OUTD/emu_parity.o"
+g++ $CXXF -I"$ROOT" -c "$ROOT/tests/cuda_emu/emu_parity.cpp" -o "$OUTD/emu_parity.o"
 
 # ---- link against the CPU objects of the CUDA-enabled build (its real CUDA objects left out)
 CPUOBJS=$(find "$B/CMakeFiles/nsvq_lib.dir" -name '*.o' ! -name '*.cu.o' ! -name 'cmake_device_link.o' | sort)

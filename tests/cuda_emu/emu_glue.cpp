@@ -1,9 +1,9 @@
-// engine/cuda/emu/emu_glue.cpp — glue of the emulated build (engine/cuda/emu/emu_check.sh): registers
+// tests/cuda_emu/emu_glue.cpp — glue of the emulated build (tests/cuda_emu/emu_check.sh): registers
 // the CUDA kernels of families that ops_init() may not call yet, prints launch statistics at exit,
 // and supplies weak stand-ins for CUDA hooks that are declared but not written yet.
 #include <cstddef>
 #include <cstdio>
-#include "engine/cuda/emu/cuda_emu.h"
+#include "tests/cuda_emu/cuda_emu.h"
 
 namespace nsvq {
 struct Tensor;

@@ -1,7 +1,7 @@
-// engine/cuda/emu/emu_parity.cpp — CPU against (emulated) CUDA parity on shapes chosen to reach every
+// tests/cuda_emu/emu_parity.cpp — CPU against (emulated) CUDA parity on shapes chosen to reach every
 // kernel path of ops/cuda: two-pass and column reductions, warp/block row variants, tiled transposes,
 // multi-tile attention, scatter ownership, index errors (same message as the CPU), AdamW steps, and
-// bitwise repeatability of each CUDA result. Built and run by engine/cuda/emu/emu_check.sh; it also
+// bitwise repeatability of each CUDA result. Built and run by tests/cuda_emu/emu_check.sh; it also
 // runs unchanged against a real GPU when linked with the real CUDA objects.
 #include <cmath>
 #include <cstdio>

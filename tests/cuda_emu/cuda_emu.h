@@ -1,5 +1,5 @@
-// engine/cuda/emu/cuda_emu.h — a small CPU emulator of the CUDA subset that engine/cuda and ops/cuda
-// use, so the kernels can be run and checked on machines without a GPU (engine/cuda/emu/emu_check.sh).
+// tests/cuda_emu/cuda_emu.h — a small CPU emulator of the CUDA subset that engine/cuda and ops/cuda
+// use, so the kernels can be run and checked on machines without a GPU (tests/cuda_emu/emu_check.sh).
 // Not part of the build. Every CUDA thread of a block is a ucontext fiber run round-robin between
 // sync points: __syncthreads, __syncwarp, shuffles and ballots are barriers, and the emulator aborts
 // on divergent barriers (threads waiting at different lines), deadlocks, warp primitives in partial

@@ -1,4 +1,4 @@
-// ops/cpu/conv_wgrad.cpp — the weight gradient of a stride-1 or stride-2 conv2d on AVX-512 CPUs without
+// ops/cpu/conv_wgrad_avx512.cpp — the weight gradient of a stride-1 or stride-2 conv2d on AVX-512 CPUs without
 // im2col.
 //
 // The zero-padded input is split into sh*sw phase planes, plane (a, b)[yq, xq] = xpad[yq*sh + a, xq*sw + b]
@@ -278,15 +278,6 @@ NSVQ_AVX512 void pack_grad_wino(const ConvGeom& g, const WgPlan& p, const float*
 }
 #pragma GCC diagnostic pop
 }  // namespace
-
-int64_t& conv_wgrad_budget() {
-  static int64_t floats = (int64_t)2 << 20;  // 8 MiB of packed images
-  return floats;
-}
-
-bool conv_wgrad_eligible(const ConvGeom& g) {
-  return conv_direct_available() && (g.sh == 1 || g.sh == 2) && (g.sw == 1 || g.sw == 2) && !g.direct && g.C >= 8;
-}
 
 size_t conv_wgrad_scratch(const ConvGeom& g) {
   const WgPlan p = plan_for(g);
