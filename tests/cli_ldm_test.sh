@@ -11,7 +11,7 @@ nsvq=${1:?usage: cli_ldm_test.sh path/to/nsvq}
 export OMP_WAIT_POLICY=passive
 
 for k in a b; do  # two different tokenizers (seeds)
-  run_ok "tokenizer $k" "$nsvq" train --preset quickstart -q --steps 4 --codes 32 --eval-n 0 --drift-every 100 \
+  run_ok "tokenizer $k" "$nsvq" train --preset quickstart -q --steps 4 --codes 32 --eval-n 0 --drift-every 100 --probe 16 \
     --seed $([ $k = a ] && echo 0 || echo 1) --out "$tmp/tok-$k"
 done
 TA=$tmp/tok-a/checkpoint.safetensors TB=$tmp/tok-b/checkpoint.safetensors
@@ -30,19 +30,20 @@ expect_ok "--help shows the default lr" "(default 0.001)" "$nsvq" ldm-train --he
 for s in 15 30; do check "checkpoint-$s kept" test -s "$tmp/l1/checkpoint-$s.safetensors"; done
 check "no snapshot off the period" test ! -e "$tmp/l1/checkpoint-40.safetensors"
 run_ok "ldm-train stopped" "$nsvq" $L -m "$TA" --out "$tmp/l2" --stop-after 17
-run_ok "ldm-train resumed" "$nsvq" ldm-train --resume -q --out "$tmp/l2"
+run_ok "ldm-train resumed" "$nsvq" ldm-train --resume -q --out "$tmp/l2" --preview 0
+check "--preview 0 draws no samples" test ! -e "$tmp/l2/samples.png"
 check "resume is bitwise exact" cmp -s "$tmp/l1/checkpoint.safetensors" "$tmp/l2/checkpoint.safetensors"
 check "metrics identical but timing" diff <(sed 's/"ms_per_step.*//' "$tmp/l1/metrics.jsonl") \
   <(sed 's/"ms_per_step.*//' "$tmp/l2/metrics.jsonl")
 check "the snapshots of a resumed run are those of an uninterrupted one" cmp -s "$tmp/l1/checkpoint-30.safetensors" "$tmp/l2/checkpoint-30.safetensors"
-run_ok "continue to more steps" "$nsvq" ldm-train --resume -q --out "$tmp/l2" --steps 45
+run_ok "continue to more steps" "$nsvq" ldm-train --resume -q --out "$tmp/l2" --steps 45 --preview 0
 
 # ---- the latent cache: reused for the same tokenizer, rebuilt for another
 mkdir -p "$tmp/l3"
 cp "$tmp/l1/latents.safetensors.zst" "$tmp/l3/"
-expect_ok "cache reused" "(reused)" "$nsvq" ldm-train --n-train 300 --batch 16 --steps 1 -m "$TA" --out "$tmp/l3"
+expect_ok "cache reused" "(reused)" "$nsvq" ldm-train --n-train 300 --batch 16 --steps 1 -m "$TA" --out "$tmp/l3" --preview 0
 rm -f "$tmp/l3/checkpoint.safetensors"
-expect_ok "cache rebuilt for another tokenizer" "re-encoding" "$nsvq" ldm-train --n-train 300 --batch 16 --steps 1 -m "$TB" --out "$tmp/l3"
+expect_ok "cache rebuilt for another tokenizer" "re-encoding" "$nsvq" ldm-train --n-train 300 --batch 16 --steps 1 -m "$TB" --out "$tmp/l3" --preview 0
 check "cache rewritten" test "$(cmp "$tmp/l1/latents.safetensors.zst" "$tmp/l3/latents.safetensors.zst" | wc -l)" -eq 1
 
 # ---- sampling
@@ -53,7 +54,8 @@ check "sampling is deterministic" cmp -s "$tmp/s1.png" "$tmp/s2.png"
 run_ok "another seed" "$nsvq" sample -m "$M" --n 3 --steps 5 --seed 8 -o "$tmp/s3.png"
 check "another seed differs" test "$(cmp "$tmp/s1.png" "$tmp/s3.png" | wc -l)" -eq 1
 expect_ok "one class, no guidance" "3 images (1 class x 3" "$nsvq" sample -m "$M" --class 4 --n 3 --steps 5 --cfg 1 -o "$tmp/s4.png"
-run_ok "fd-net" "$nsvq" fd-net train --epochs 1 -o "$tmp/fd.safetensors"
+# a narrow fd-net (width 8: a sixteenth of the default's conv work) is enough to test the plumbing
+run_ok "fd-net" "$nsvq" fd-net train --epochs 1 --width 8 --feature-dim 32 -o "$tmp/fd.safetensors"
 expect_ok "eval-gen" '"class_acc_guided"' "$nsvq" eval-gen -m "$M" --fd-net "$tmp/fd.safetensors" --n 20 --steps 3 --json
 acc=$(grep -o '"class_acc_test": [0-9.]*' "$tmp/out" | cut -d' ' -f2)
 check "the fd-net classifies the test images it is given ($acc)" awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.6) }'
@@ -62,7 +64,7 @@ expect_ok "eval-gen of a kept checkpoint" '"ldm_step": 15,' "$nsvq" eval-gen -m 
 
 # ---- the generation table in miniature (tools/experiments/gen_table.sh): two tokenizers of a table folder
 for q in nsvq vq; do
-  run_ok "table tokenizer $q" "$nsvq" train --preset quickstart -q --steps 4 --codes 32 --eval-n 20 --drift-every 100 \
+  run_ok "table tokenizer $q" "$nsvq" train --preset quickstart -q --steps 4 --codes 32 --eval-n 20 --drift-every 100 --probe 16 \
     --quantizer $q --out "$tmp/gt/$q-K32-s0"
 done
 cp "$tmp/fd.safetensors" "$tmp/gt/fdnet.safetensors"

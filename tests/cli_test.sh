@@ -26,13 +26,17 @@ if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   expect_fail "truncated dataset" "train-images-idx3-ubyte.gz" "$nsvq" fmnist-mlp --data-dir "$tmp"
 fi
 
-# JSON benchmark lines carry the agreed keys
+# JSON benchmark lines carry the agreed keys, after a first line naming the kernels in use
 "$nsvq" bench gemm --m 64 --n 64 --k 64 --reps 3 --json -t 1 >"$tmp/g.json" 2>&1
 "$nsvq" bench ops --filter "reduce sum" --reps 2 --json >"$tmp/o.json" 2>&1
-lines=$(cat "$tmp/g.json" "$tmp/o.json" | wc -l)
-good=$(cat "$tmp/g.json" "$tmp/o.json" | grep -E '^\{"name": "[^"]+", "ms_median": [0-9.]+, "(gflops|gbps)": [0-9.]+, "threads": [0-9]+, "device": "[^"]+"\}$' | wc -l)
-if [ "$lines" -ge 3 ] && [ "$good" -eq "$lines" ]; then pass=$((pass+1))
-else fail=$((fail+1)); echo "FAIL: bench --json lines ($good of $lines well-formed)"; cat "$tmp/g.json" "$tmp/o.json"; fi
+cpu_re='^\{"cpu": "(x86-64|aarch64|portable)", "simd": "(avx512|avx2|neon|scalar)", "gemm_kernel": "[a-z0-9]+"\}$'
+heads=$(for f in g o; do head -1 "$tmp/$f.json"; done | grep -cE "$cpu_re")
+lines=$(for f in g o; do tail -n +2 "$tmp/$f.json"; done | wc -l)
+good=$(for f in g o; do tail -n +2 "$tmp/$f.json"; done | grep -E '^\{"name": "[^"]+", "ms_median": [0-9.]+, "(gflops|gbps)": [0-9.]+, "threads": [0-9]+, "device": "[^"]+"\}$' | wc -l)
+if [ "$heads" -eq 2 ] && [ "$lines" -ge 3 ] && [ "$good" -eq "$lines" ]; then pass=$((pass+1))
+else fail=$((fail+1)); echo "FAIL: bench --json lines ($heads of 2 cpu lines, $good of $lines well-formed)"; cat "$tmp/g.json" "$tmp/o.json"; fi
+expect_ok "bench names the kernels first" "^cpu: [a-z0-9-]* [a-z0-9]* (gemm kernel" "$nsvq" bench gemm --m 8 --n 8 --k 8 --reps 1
+expect_ok "version names the kernels" "cpu: [a-z0-9-]* [a-z0-9]*)" "$nsvq" --version
 
 echo "cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

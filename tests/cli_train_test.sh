@@ -9,7 +9,7 @@ nsvq=${1:?usage: cli_train_test.sh path/to/nsvq}
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$(dirname "$0")/cli_lib.sh"
 export OMP_WAIT_POLICY=passive
-T="train --preset quickstart -q --steps 24 --eval-n 0 --drift-every 6 --log-every 4 --ckpt-every 8 --codes 64"
+T="train --preset quickstart -q --steps 24 --eval-n 0 --drift-every 6 --probe 16 --log-every 4 --ckpt-every 8 --codes 64"
 
 # ---- an uninterrupted run vs one stopped twice and resumed: byte-identical checkpoints
 run_ok "train a" "$nsvq" $T --out "$tmp/a"
@@ -33,7 +33,7 @@ expect_ok "info on zstd" "step: 8" "$nsvq" info -m "$tmp/z1/checkpoint.safetenso
 
 # ---- every quantizer trains and evaluates; a final evaluation writes its pictures
 for q in vq vq-l2 ema simvq nsvq; do
-  run_ok "train $q" "$nsvq" train --preset quickstart -q --steps 6 --codes 32 --eval-n 40 --drift-every 3 \
+  run_ok "train $q" "$nsvq" train --preset quickstart -q --steps 6 --codes 32 --eval-n 40 --drift-every 3 --probe 16 \
     --quantizer $q --weight-ema 0.9 --out "$tmp/q-$q"
   expect_ok "eval $q" '"utilization"' "$nsvq" eval -m "$tmp/q-$q/checkpoint.safetensors" --n 40 --json
 done
@@ -59,11 +59,13 @@ for r in vq-K32-s1 nsvq-K32-s1; do
 done
 expect_fail "table: bad --jobs" "--jobs must be an integer" "$root/tools/experiments/table.sh" --nsvq "$nsvq" --jobs 0
 expect_fail "report of a non-run" "not a training run folder" "$nsvq" report -o "$tmp/rep2" "$tmp/table/report"
-# ---- the studies in miniature (tools/experiments/studies.sh): stress test at m = 2, ablation, sensitivity + reports
+# ---- the studies in miniature (tools/experiments/studies.sh): stress test at m = 2, ablation, sensitivity (one value
+# per sweep besides the default, for time) + reports
 run_ok "experiment studies" "$root/tools/experiments/studies.sh" --nsvq "$nsvq" --preset quickstart --steps 10 --codes 16 \
-  --eval-n 20 --no-fd-net --m 2 --studies "stress ablation sensitivity" --out "$tmp/st" -- --probe 16
+  --eval-n 20 --no-fd-net --m 2 --quantizers "vq nsvq" --studies "stress ablation sensitivity" --lambdas 0.003 --tau-decays 0.3 \
+  --stage1-pcts 25 --thresholds 2 --out "$tmp/st" -- --probe 16
 S=$tmp/st
-# 7 rows (vq at m = 1 comes with the ablation): the per-step plots are per quantizer
+# 4 rows, vq and nsvq at m = 1 and 2 (vq at m = 1 comes with the ablation): the per-step plots are per quantizer
 check "stress rows by m" grep -q '^| nsvq | 2 | 0 |' "$S/report-stress/report.md"
 check "stress default row" grep -q '^| nsvq | 1 | 0 |' "$S/report-stress/report.md"
 check "stress drift column" grep -q '| fd_proxy | drift | train time |' "$S/report-stress/report.md"
@@ -73,7 +75,7 @@ done
 check "ablation rows in order" diff <(grep -o '^| nsvq | o[nf]* | o[nf]* | [0-9]* | o[nf]* |' "$S/report-ablation/report.md") \
   <(printf '| nsvq | on | off | 10 | off |\n| nsvq | on | on | 10 | off |\n| nsvq | on | on | 5 | off |\n| nsvq | on | on | 5 | on |\n')
 check "ablation: nsvq options do not apply to vq" grep -q '^| vq | — | — | 10 | — |' "$S/report-ablation/report.md"
-check "sensitivity lambda rows" test "$(grep -c '^| nsvq | 0\.[0-9]* | 0 |' "$S/report-sensitivity-lambda/report.md")" -eq 5
+check "sensitivity lambda rows (0.003 and the default)" test "$(grep -c '^| nsvq | 0\.[0-9]* | 0 |' "$S/report-sensitivity-lambda/report.md")" -eq 2
 for f in tau-decay stage1 replace-threshold; do check "sensitivity $f" test -s "$S/report-sensitivity-$f/psnr_vs_${f}_fmnist_K16_10.svg"; done
 # a sensitivity sweep given no values is skipped, its report too (the others still run)
 run_ok "studies: empty sweeps" "$root/tools/experiments/studies.sh" --nsvq "$nsvq" --preset quickstart --steps 10 --codes 16 \
@@ -84,7 +86,7 @@ expect_fail "report mixing options" "differ in --encoder-lr-mult" "$nsvq" report
 expect_fail "report --by unknown" "no such training option" "$nsvq" report --by nope -o "$tmp/rep4" "$S/stress/nsvq-m1-s0"
 expect_fail "report the same run twice" "same run" "$nsvq" report -o "$tmp/rep4" "$S/stress/nsvq-m1-s0" "$S/stress/nsvq-m1-s0"
 expect_fail "studies: unknown study" "unknown study" "$root/tools/experiments/studies.sh" --nsvq "$nsvq" --studies nope
-run_ok "adaptive adversarial weight" "$nsvq" train --preset quickstart -q --steps 4 --codes 64 --eval-n 0 \
+run_ok "adaptive adversarial weight" "$nsvq" train --preset quickstart -q --steps 4 --codes 64 --eval-n 0 --probe 16 \
   --disc-start 0 --adv adaptive --gan-loss ns --out "$tmp/adaptive"
 check "adaptive lambda logged" grep -q '"lambda_adv"' "$tmp/adaptive/metrics.jsonl"
 expect_fail "report of an unevaluated run" "no eval.json" "$nsvq" report -o "$tmp/rep3" "$tmp/adaptive"

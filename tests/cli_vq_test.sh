@@ -29,7 +29,7 @@ else fail=$((fail+1)); echo "FAIL: toy-drift --json ($good of $lines well-formed
 "$nsvq" bench vq --n 100 --codes 300 --dim 8 --reps 2 --gemm --json -t 1 >"$tmp/b.json" 2>&1
 lines=$(wc -l <"$tmp/b.json")
 good=$(grep -cE '^\{"name": "vq [^"]+", "ms_median": [0-9.]+, "gflops": [0-9.]+, "threads": [0-9]+, "device": "[^"]+"\}$' "$tmp/b.json")
-if [ "$lines" -eq 5 ] && [ "$good" -eq 5 ]; then pass=$((pass+1))
+if [ "$lines" -eq 6 ] && [ "$good" -eq 5 ] && head -1 "$tmp/b.json" | grep -q '^{"cpu": '; then pass=$((pass+1))
 else fail=$((fail+1)); echo "FAIL: bench vq --json ($good of $lines well-formed)"; cat "$tmp/b.json"; fi
 
 echo "cli vq: $pass passed, $fail failed"

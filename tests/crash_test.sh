@@ -10,7 +10,7 @@ set -u
 nsvq=${1:?usage: crash_test.sh NSVQ [KILLS]} want=${2:-8}
 . "$(dirname "$0")/cli_lib.sh"
 export OMP_WAIT_POLICY=passive OMP_NUM_THREADS=1
-T="train --preset quickstart -q --steps 40 --batch 8 --codes 32 --eval-n 0 --drift-every 10 --log-every 2 --ckpt-every 1"
+T="train --preset quickstart -q --steps 40 --batch 8 --codes 32 --eval-n 0 --drift-every 10 --probe 16 --log-every 2 --ckpt-every 1"
 
 # ---- (1) kill -9 at random moments, resume each time
 run_ok "uninterrupted run" "$nsvq" $T --out "$tmp/ref"

@@ -276,15 +276,23 @@ int bench_conv(int argc, char** argv, int first) {
 int cmd_bench(int argc, char** argv, int first) {
   if (first >= argc) fail("bench needs a target: gemm | ops | conv | vq | model | tokenize | train-step | dit-step (see nsvq bench gemm --help)");
   std::string what = argv[first];
-  // first line: the kernels in use (to stderr with --json, so that stdout stays one JSON object a line)
+  // first line: the kernels in use (with --json a JSON object of its own, without "name")
   bool json = false, help = false;
   for (int i = first; i < argc; i++) {
     json |= std::strcmp(argv[i], "--json") == 0;
     help |= std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0;
   }
-  if (!help) fprintf(json ? stderr : stdout, "cpu: %s %s (gemm kernel %s), %d threads\n", cpu_arch_name(),
-                     cpu_simd_level(), gemm_simd_level(), cpu_threads());
-  fflush(stdout);
+  const char* known[] = {"gemm", "ops", "conv", "train-step", "dit-step", "model", "vq", "tokenize"};
+  bool is_known = false;
+  for (const char* k : known) is_known |= what == k;
+  if (is_known && !help) {
+    if (json)
+      printf("{\"cpu\": \"%s\", \"simd\": \"%s\", \"gemm_kernel\": \"%s\"}\n", cpu_arch_name(), cpu_simd_level(),
+             gemm_simd_level());
+    else
+      printf("cpu: %s %s (gemm kernel %s)\n", cpu_arch_name(), cpu_simd_level(), gemm_simd_level());
+    fflush(stdout);
+  }
   if (what == "gemm") return bench_gemm(argc, argv, first + 1);
   if (what == "ops") return bench_ops(argc, argv, first + 1);
   if (what == "conv") return bench_conv(argc, argv, first + 1);

@@ -24,6 +24,7 @@ int cmd_ldm_train(int argc, char** argv, int first) {
                {"resume", "", "", "continue the run in --out from its checkpoint up to --steps", true},
                {"stop-after", "", "-1", "stop with a checkpoint after this many steps of this invocation (-1: never)"},
                {"quiet", "q", "", "no progress output", true},
+               {"preview", "", "8", "samples per class in the run's samples.png at the end (0: no preview)"},
                {"device", "", "cpu", "cpu | cuda | cuda:N"},
                NSVQ_PRECISION_OPTION,
                {"threads", "t", "0", "CPU threads (0: all cores)"}});
@@ -35,6 +36,8 @@ int cmd_ldm_train(int argc, char** argv, int first) {
   o.resume = a.flag("resume");
   o.quiet = a.flag("quiet");
   o.stop_after = a.i64("stop-after");
+  o.preview = a.i64("preview");
+  if (o.preview < 0 || o.preview > 64) fail("nsvq ldm-train: --preview must be 0..64 samples per class");
   o.tokenizer = a.str("model");
   if (o.resume) {
     if (a.given("model")) fail("nsvq ldm-train: --resume continues the stored config; --model cannot be given with it (only --steps)");

@@ -4,7 +4,7 @@
 #   1. the kernel and quantizer cases of the doctest suite on the aarch64 test binary (a named subset,
 #      time-bounded: under qemu the whole suite takes far too long) at the NEON level, and the op table
 #      and SGEMM edge shapes again at NSVQ_SIMD=scalar (the portable micro-kernel);
-#   2. the cross-architecture check: a tokenizer trained here on x86 (quickstart preset, 80 steps: past
+#   2. the cross-architecture check: a tokenizer trained here on x86 (quickstart preset, 40 steps: past
 #      the step-0 code replacement, its codes spread over the data), the first 256 Fashion-MNIST test images tokenized by the x86 build at every SIMD level this
 #      CPU has (avx512, avx2, scalar) and by the aarch64 build at neon and scalar; every token list must
 #      agree with the x86 best level's on >= 99.9% of the tokens (float near-ties may differ). Prints the
@@ -49,7 +49,7 @@ step "qemu: op table and SGEMM edges at NSVQ_SIMD=scalar" 300 env NSVQ_SIMD=scal
   -tc='op table*,sgemm degenerate*'
 
 # 2. the same tokens on x86 and aarch64
-step "x86: train a quickstart tokenizer (80 steps)" 300 "$X86/bin/nsvq" train --preset quickstart -q --steps 80 \
+step "x86: train a quickstart tokenizer (40 steps)" 300 "$X86/bin/nsvq" train --preset quickstart -q --steps 40 --probe 16 \
   --eval-n 0 --out "$W/tok"
 step "x86: export the first 256 test images" 60 "$X86/bin/nsvq" export-images --n 256 -o "$W/img"
 M="$W/tok/checkpoint.safetensors"

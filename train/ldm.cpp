@@ -628,17 +628,23 @@ int ldm_train(LdmConfig cfg, const LdmTrainOptions& opt, bool steps_given, Backe
   }
   signals.restore();
   if (tty) fprintf(stderr, "\n");
-  // a first look: 8 samples per class (DDIM 25 steps, guidance 1.5) from the EMA weights
-  LdmModel m(ckpt, be);
-  std::vector<int32_t> labels;
-  for (int c = 0; c < dc.num_classes; c++)
-    for (int k = 0; k < 8; k++) labels.push_back(c);
-  std::vector<float> img = m.sample(labels, std::min<int64_t>(25, cfg.T), 1.5, (uint64_t)cfg.seed);
-  const int64_t C = tm.channels(), R = tm.resolution();
-  image_write_png(opt.out + "/samples.png", image_grid(img.data(), (int64_t)labels.size(), C, R, R, 8));
-  if (!opt.quiet)
-    printf("ldm-train: done, %lld steps in %s; samples (8 per class, one row each) in %s/samples.png\n", (long long)done_here,
-           fmt_duration(chr::duration<double>(chr::steady_clock::now() - t_start).count()).c_str(), opt.out.c_str());
+  // a first look: opt.preview samples per class (DDIM 25 steps, guidance 1.5) from the EMA weights
+  if (opt.preview > 0) {
+    LdmModel m(ckpt, be);
+    std::vector<int32_t> labels;
+    for (int c = 0; c < dc.num_classes; c++)
+      for (int64_t k = 0; k < opt.preview; k++) labels.push_back(c);
+    std::vector<float> img = m.sample(labels, std::min<int64_t>(25, cfg.T), 1.5, (uint64_t)cfg.seed);
+    const int64_t C = tm.channels(), R = tm.resolution();
+    image_write_png(opt.out + "/samples.png", image_grid(img.data(), (int64_t)labels.size(), C, R, R, opt.preview));
+  }
+  if (!opt.quiet) {
+    printf("ldm-train: done, %lld steps in %s", (long long)done_here,
+           fmt_duration(chr::duration<double>(chr::steady_clock::now() - t_start).count()).c_str());
+    if (opt.preview > 0)
+      printf("; samples (%lld per class, one row each) in %s/samples.png", (long long)opt.preview, opt.out.c_str());
+    printf("\n");
+  }
   return 0;
 }
 

@@ -100,6 +100,7 @@ struct LdmTrainOptions {
   bool resume = false;
   bool quiet = false;
   int64_t stop_after = -1;    // stop (with a checkpoint) after this many steps of this invocation
+  int64_t preview = 8;        // samples per class in samples.png at the end (0: none)
 };
 // Trains (or resumes) a latent-diffusion run; returns the exit status (130 when interrupted).
 int ldm_train(LdmConfig cfg, const LdmTrainOptions& opt, bool steps_given, Backend* be);

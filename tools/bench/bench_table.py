@@ -11,9 +11,11 @@ for line in open(sys.argv[1]):
     line = line.strip()
     if line.startswith("{"):
         try:
-            rows.append(json.loads(line))
+            r = json.loads(line)
         except ValueError:
-            pass
+            continue
+        if "name" in r:  # not the first line of each bench, which names the CPU kernels
+            rows.append(r)
 print("%-44s %-12s %10s %12s" % ("benchmark", "mode", "ms", "rate"))
 for r in rows:
     rate = next(("%.1f %s" % (r[k], k) for k in ("img_per_s", "gflops", "gbps") if k in r), "")

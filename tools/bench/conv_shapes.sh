@@ -32,7 +32,7 @@ echo "|---|---|---|---|---|---|"
 while read -r ci co hw k s p where; do
   for t in ${THREADS:-1 2}; do
     args="--batch 32 --cin $ci --cout $co --hw $hw --kernel $k --stride $s --pad $p --reps 7"
-    n=$("$nsvq" bench conv $args -t "$t" --json | sed -E 's/.*"gflops": ([0-9.]+).*/\1/')
+    n=$("$nsvq" bench conv $args -t "$t" --json | grep "\"name\"" | sed -E 's/.*"gflops": ([0-9.]+).*/\1/')
     o=$(OMP_NUM_THREADS=$t $py "$here/torch_conv.py" $args --threads "$t" 2>/dev/null | sed -E 's/.*"gflops": ([0-9.]+).*/\1/')
     r=$(awk -v a="$n" -v b="$o" 'BEGIN { printf "%.2f", a / b }')
     echo "| ${ci}->${co} ${hw}x${hw} k$k s$s p$p | $where | $t | $n | $o | $r |"
