@@ -9,7 +9,7 @@ set -u
 nsvq=${1:?usage: c_api_test.sh NSVQ C_API_TEST} capi=${2:?usage: c_api_test.sh NSVQ C_API_TEST}
 . "$(dirname "$0")/cli_lib.sh"
 export OMP_WAIT_POLICY=passive
-run_ok "tokenizer" "$nsvq" train --preset quickstart -q --steps 3 --codes 32 --eval-n 0 --drift-every 100 --probe 16 --out "$tmp/tok"
+run_ok "tokenizer" "$nsvq" train --preset quickstart -q --batch 8 --steps 3 --codes 32 --eval-n 0 --drift-every 100 --probe 16 --out "$tmp/tok"
 C=$tmp/tok/checkpoint.safetensors
 run_ok "export the encoder (zstd)" "$nsvq" export -m "$C" --part encoder -o "$tmp/enc.safetensors.zst"
 head -c 300000 "$C" >"$tmp/trunc.safetensors"

@@ -18,6 +18,7 @@ done
 expect_ok "fd-net help" "--feature-dim" "$nsvq" fd-net train --help
 expect_fail "fd-net no subcommand" "missing subcommand" "$nsvq" fd-net
 expect_fail "fd-net unknown subcommand" "unknown subcommand 'frob'" "$nsvq" fd-net frob
+expect_fail "fd-net negative --n-train" "--n-train must be >= 0" "$nsvq" fd-net train --n-train -1
 expect_fail "fd-net unlabelled" "needs a labelled dataset" "$nsvq" fd-net train --data "folder:$tmp/flat" --out "$tmp/u.safetensors"
 expect_fail "fd-net missing out folder" "does not exist" "$nsvq" fd-net train --data "folder:$tmp/cls" --out "$tmp/no/f.safetensors"
 expect_ok "fd-net train" "final test accuracy" "$nsvq" fd-net train --data "folder:$tmp/cls" --epochs 2 --batch 4 \

@@ -2,14 +2,16 @@
 # tests/cli_train_test.sh — end to end through the command line, kept small: train a few dozen
 # steps, stop and resume and compare with an uninterrupted run bit for bit (plain and zstd), all five
 # quantizers, tokenize -> decode equals reconstruct, eval/info on the checkpoint, the outputs of a
-# run, the experiment pipeline in miniature (tools/experiments/table.sh, studies.sh + nsvq report), and a one-line error with a non-zero exit (nothing written over) for every bad input.
+# run, the experiment pipeline in miniature (tools/experiments/table.sh, studies.sh + nsvq report), and a
+# one-line error with a non-zero exit (nothing written over) for every bad input. Batches of 8 and 16-image
+# drift probes throughout: the mechanics are under test here, not the learning.
 # Usage: cli_train_test.sh NSVQ
 set -u
 nsvq=${1:?usage: cli_train_test.sh path/to/nsvq}
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$(dirname "$0")/cli_lib.sh"
 export OMP_WAIT_POLICY=passive
-T="train --preset quickstart -q --steps 24 --eval-n 0 --drift-every 6 --probe 16 --log-every 4 --ckpt-every 8 --codes 64"
+T="train --preset quickstart -q --batch 8 --steps 24 --eval-n 0 --drift-every 6 --probe 16 --log-every 4 --ckpt-every 8 --codes 64"
 
 # ---- an uninterrupted run vs one stopped twice and resumed: byte-identical checkpoints
 run_ok "train a" "$nsvq" $T --out "$tmp/a"
@@ -33,7 +35,7 @@ expect_ok "info on zstd" "step: 8" "$nsvq" info -m "$tmp/z1/checkpoint.safetenso
 
 # ---- every quantizer trains and evaluates; a final evaluation writes its pictures
 for q in vq vq-l2 ema simvq nsvq; do
-  run_ok "train $q" "$nsvq" train --preset quickstart -q --steps 6 --codes 32 --eval-n 40 --drift-every 3 --probe 16 \
+  run_ok "train $q" "$nsvq" train --preset quickstart -q --batch 8 --steps 6 --codes 32 --eval-n 40 --drift-every 3 --probe 16 \
     --quantizer $q --weight-ema 0.9 --out "$tmp/q-$q"
   expect_ok "eval $q" '"utilization"' "$nsvq" eval -m "$tmp/q-$q/checkpoint.safetensors" --n 40 --json
 done
@@ -41,7 +43,7 @@ for f in recon.png codebook_usage.svg eval.json; do check "output $f" test -s "$
 expect_ok "info" "metrics: {\"images\": 40" "$nsvq" info -m "$tmp/q-nsvq/checkpoint.safetensors"
 # ---- the experiment pipeline in miniature: tools/experiments/table.sh (2 quantizers x 2 K, 2 seeds) + report
 run_ok "experiment table" "$root/tools/experiments/table.sh" --nsvq "$nsvq" --preset quickstart --steps 4 --codes "16 32" \
-  --quantizers "vq nsvq" --seeds "0 1" --eval-n 40 --no-fd-net --out "$tmp/table" -- --drift-every 2 --probe 16
+  --quantizers "vq nsvq" --seeds "0 1" --eval-n 40 --no-fd-net --out "$tmp/table" -- --drift-every 2 --probe 16 --batch 8
 R=$tmp/table/report
 check "report table" grep -q '^| nsvq | 0,1 |' "$R/report.md"
 check "report spread" grep -q ' ± ' "$R/report.md"
@@ -53,19 +55,20 @@ run_ok "table rerun keeps finished runs" "$root/tools/experiments/table.sh" --ns
   --codes "16 32" --quantizers "vq nsvq" --seeds "0 1" --eval-n 40 --no-fd-net --out "$tmp/table"
 # two trainers side by side (one thread each when there are 2 cores) train the same runs bitwise
 run_ok "experiment table --jobs 2" "$root/tools/experiments/table.sh" --nsvq "$nsvq" --preset quickstart --steps 4 \
-  --codes 32 --quantizers "vq nsvq" --seeds 1 --eval-n 40 --no-fd-net --jobs 2 --out "$tmp/table2" -- --drift-every 2 --probe 16
+  --codes 32 --quantizers "vq nsvq" --seeds 1 --eval-n 40 --no-fd-net --jobs 2 --out "$tmp/table2" -- --drift-every 2 --probe 16 --batch 8
 for r in vq-K32-s1 nsvq-K32-s1; do
   check "--jobs 2 run $r is bitwise the same" cmp -s "$tmp/table/$r/checkpoint.safetensors" "$tmp/table2/$r/checkpoint.safetensors"
 done
 expect_fail "table: bad --jobs" "--jobs must be an integer" "$root/tools/experiments/table.sh" --nsvq "$nsvq" --jobs 0
 expect_fail "report of a non-run" "not a training run folder" "$nsvq" report -o "$tmp/rep2" "$tmp/table/report"
-# ---- the studies in miniature (tools/experiments/studies.sh): stress test at m = 2, ablation, sensitivity (one value
+# ---- the studies in miniature (tools/experiments/studies.sh): stress test at m = 2, 4, 8, ablation, sensitivity (one value
 # per sweep besides the default, for time) + reports
 run_ok "experiment studies" "$root/tools/experiments/studies.sh" --nsvq "$nsvq" --preset quickstart --steps 10 --codes 16 \
-  --eval-n 20 --no-fd-net --m 2 --quantizers "vq nsvq" --studies "stress ablation sensitivity" --lambdas 0.003 --tau-decays 0.3 \
-  --stage1-pcts 25 --thresholds 2 --out "$tmp/st" -- --probe 16
+  --eval-n 20 --no-fd-net --m "2 4 8" --quantizers "vq nsvq" --studies "stress ablation sensitivity" --lambdas 0.003 --tau-decays 0.3 \
+  --stage1-pcts 25 --thresholds 2 --out "$tmp/st" -- --probe 16 --batch 8
 S=$tmp/st
-# 4 rows, vq and nsvq at m = 1 and 2 (vq at m = 1 comes with the ablation): the per-step plots are per quantizer
+# 8 rows, vq and nsvq at m = 1, 2, 4, 8 (vq at m = 1 comes with the ablation): over 6 rows the per-step plots are
+# per quantizer
 check "stress rows by m" grep -q '^| nsvq | 2 | 0 |' "$S/report-stress/report.md"
 check "stress default row" grep -q '^| nsvq | 1 | 0 |' "$S/report-stress/report.md"
 check "stress drift column" grep -q '| fd_proxy | drift | train time |' "$S/report-stress/report.md"
@@ -79,14 +82,14 @@ check "sensitivity lambda rows (0.003 and the default)" test "$(grep -c '^| nsvq
 for f in tau-decay stage1 replace-threshold; do check "sensitivity $f" test -s "$S/report-sensitivity-$f/psnr_vs_${f}_fmnist_K16_10.svg"; done
 # a sensitivity sweep given no values is skipped, its report too (the others still run)
 run_ok "studies: empty sweeps" "$root/tools/experiments/studies.sh" --nsvq "$nsvq" --preset quickstart --steps 10 --codes 16 \
-  --eval-n 20 --no-fd-net --studies sensitivity --lambdas 0.1 --tau-decays '' --stage1-pcts '' --thresholds '' --out "$tmp/st2" -- --probe 16
+  --eval-n 20 --no-fd-net --studies sensitivity --lambdas 0.1 --tau-decays '' --stage1-pcts '' --thresholds '' --out "$tmp/st2" -- --probe 16 --batch 8
 check "studies: the one sweep reported" test "$(grep -c '^| nsvq | 0\.[0-9]* | 0 |' "$tmp/st2/report-sensitivity-lambda/report.md")" -eq 2
 check "studies: no report of an empty sweep" test ! -e "$tmp/st2/report-sensitivity-stage1"
 expect_fail "report mixing options" "differ in --encoder-lr-mult" "$nsvq" report -o "$tmp/rep4" "$S/stress/nsvq-m1-s0" "$S/stress/nsvq-m2-s0"
 expect_fail "report --by unknown" "no such training option" "$nsvq" report --by nope -o "$tmp/rep4" "$S/stress/nsvq-m1-s0"
 expect_fail "report the same run twice" "same run" "$nsvq" report -o "$tmp/rep4" "$S/stress/nsvq-m1-s0" "$S/stress/nsvq-m1-s0"
 expect_fail "studies: unknown study" "unknown study" "$root/tools/experiments/studies.sh" --nsvq "$nsvq" --studies nope
-run_ok "adaptive adversarial weight" "$nsvq" train --preset quickstart -q --steps 4 --codes 64 --eval-n 0 --probe 16 \
+run_ok "adaptive adversarial weight" "$nsvq" train --preset quickstart -q --batch 8 --steps 4 --codes 64 --eval-n 0 --probe 16 \
   --disc-start 0 --adv adaptive --gan-loss ns --out "$tmp/adaptive"
 check "adaptive lambda logged" grep -q '"lambda_adv"' "$tmp/adaptive/metrics.jsonl"
 expect_fail "report of an unevaluated run" "no eval.json" "$nsvq" report -o "$tmp/rep3" "$tmp/adaptive"

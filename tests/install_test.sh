@@ -22,7 +22,7 @@ check "libnsvq.so exports only nsvq_* ($(echo $exports | wc -w) symbols)" sh -c 
 check "libnsvq.so exports the C API" sh -c "echo '$exports' | grep -qx nsvq_tokenize && echo '$exports' | grep -qx nsvq_open"
 
 # a tokenizer, its export, images and the command line's tokens
-run_ok "tokenizer" "$nsvq" train --preset quickstart -q --steps 3 --codes 64 --eval-n 0 --drift-every 100 --probe 16 --out "$tmp/tok"
+run_ok "tokenizer" "$nsvq" train --preset quickstart -q --batch 8 --steps 3 --codes 64 --eval-n 0 --drift-every 100 --probe 16 --out "$tmp/tok"
 C=$tmp/tok/checkpoint.safetensors E=$tmp/model.safetensors.zst
 run_ok "export" "$nsvq" export -m "$C" -o "$E"
 run_ok "images" "$nsvq" export-images --n 7 -o "$tmp/img"

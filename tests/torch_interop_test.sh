@@ -15,7 +15,7 @@ export OMP_WAIT_POLICY=passive
 script="$(dirname "$0")/../tools/torch_vqgan.py"
 run_ok "images" "$nsvq" export-images --n 6 -o "$tmp/img"
 for q in nsvq vq-l2 simvq; do
-  run_ok "$q tokenizer" "$nsvq" train --preset quickstart -q --steps 3 --codes 64 --quantizer $q --eval-n 0 \
+  run_ok "$q tokenizer" "$nsvq" train --preset quickstart -q --batch 8 --steps 3 --codes 64 --quantizer $q --eval-n 0 \
     --drift-every 100 --probe 16 --out "$tmp/$q"
   run_ok "$q export" "$nsvq" export -m "$tmp/$q/checkpoint.safetensors" -o "$tmp/$q.safetensors"
   run_ok "$q tokenize" "$nsvq" tokenize -m "$tmp/$q.safetensors" "$tmp"/img/*.png -o "$tmp/$q.txt"

@@ -27,6 +27,7 @@ int fdnet_train_cmd(int argc, char** argv, int first) {
           {"channels", "", "3", "channels for folder data (1 or 3)"},
           {"out", "o", "", "output file (default fdnet-<dataset>.safetensors in the current folder)"},
           {"epochs", "", "2", "training epochs"},
+          {"n-train", "", "0", "use the first N training images (0: all)"},
           {"batch", "", "64", "batch size"},
           {"lr", "", "0.002", "AdamW peak learning rate (cosine decay to 0)"},
           {"weight-decay", "", "0.0001", "AdamW decoupled weight decay"},
@@ -49,6 +50,7 @@ int fdnet_train_cmd(int argc, char** argv, int first) {
   tc.augment = a.flag("augment");
   tc.seed = (uint64_t)a.i64("seed");
   if (!(tc.lr > 0)) fail("nsvq fd-net train: --lr must be positive");
+  if (a.i64("n-train") < 0) fail("nsvq fd-net train: --n-train must be >= 0");
   Backend* be = backend_by_name(a.str("device"));
 
   std::string spec = a.str("data");
@@ -59,6 +61,7 @@ int fdnet_train_cmd(int argc, char** argv, int first) {
   if (train.num_classes < 2)
     fail("fd-net needs a labelled dataset: %s has no class labels (folder data needs one subfolder per class)",
          spec.c_str());
+  dataset_truncate(train, a.i64("n-train"));
   Dataset test = dataset_load(spec, "test", size, channels);
   std::string out = a.given("out") ? a.str("out") : "fdnet-" + train.name + ".safetensors";
   std::filesystem::path parent = std::filesystem::path(out).parent_path();

@@ -126,6 +126,17 @@ Dataset load_folder(const std::string& root, const std::string& split, int64_t s
 }
 }  // namespace
 
+void dataset_truncate(Dataset& d, int64_t n) {
+  if (n <= 0 || n >= d.size()) return;
+  d.h.resize((size_t)n);
+  d.w.resize((size_t)n);
+  d.labels.resize((size_t)n);
+  const size_t end = (size_t)(d.off[(size_t)n - 1] + d.C * d.h[(size_t)n - 1] * d.w[(size_t)n - 1]);
+  d.off.resize((size_t)n);
+  d.px.resize(end);
+  d.px.shrink_to_fit();
+}
+
 Dataset dataset_load(const std::string& spec, const std::string& split, int64_t size, int channels) {
   if (split != "train" && split != "test") fail("dataset: split must be train or test, got '%s'", split.c_str());
   std::string kind = spec, arg;

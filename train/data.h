@@ -30,6 +30,8 @@ struct Dataset {
 // spec: "fmnist" | "fmnist:DIR" | "cifar10:DIR" | "folder:DIR"; split: "train" | "test".
 // size: sample size for folder datasets (fmnist and cifar10 are 32). channels: folder only (1 or 3).
 Dataset dataset_load(const std::string& spec, const std::string& split, int64_t size = 32, int channels = 3);
+// Keeps the first n images (n <= 0 or n >= size: all).
+void dataset_truncate(Dataset& d, int64_t n);
 
 // Writes sample i into x [C, S, S] in [-1, 1]: centre crop, or (augment) the crop and flip chosen by
 // `pick` (any 64-bit value; the same value gives the same crop).

@@ -8,12 +8,14 @@
 # evaluated, one with a checkpoint is resumed.
 #   tools/experiments/gen_table.sh --table DIR [--codes K] [--quantizers "nsvq simvq vq"] [--seed S]
 #                                  [--dit-seed S] [--weights "ema raw"] [--steps N] [--n N] [--out DIR]
-#                                  [--nsvq BIN] [-t THREADS] [-- ldm-train options...]
+#                                  [--grid G] [--nsvq BIN] [-t THREADS] [-- ldm-train options...]
 # Defaults: K 1024, quantizers nsvq simvq vq, tokenizer seed 0, DiT seed 0, both weights, 10,000 steps,
-# 2,000 samples, out DIR/gen-K<K> (DIR/gen-K<K>-d<S> for another DiT seed), all cores.
+# 2,000 samples, 8 samples per class in the grids (--grid), out DIR/gen-K<K> (DIR/gen-K<K>-d<S> for another
+# DiT seed), all cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TABLE="" K=1024 QUANTS="nsvq simvq vq" SEED=0 DSEED=0 WEIGHTS="ema raw" STEPS=10000 N=2000 OUT="" BIN=build/bin/nsvq THREADS=0
+GRID=8
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -25,6 +27,7 @@ while [ $# -gt 0 ]; do
     --weights) WEIGHTS=$2; shift 2 ;;
     --steps) STEPS=$2; shift 2 ;;
     --n) N=$2; shift 2 ;;
+    --grid) GRID=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --nsvq) BIN=$2; shift 2 ;;
     -t) THREADS=$2; shift 2 ;;
@@ -33,6 +36,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$TABLE" ] || { echo "gen_table.sh: give the comparison table's folder with --table DIR" >&2; exit 2; }
+[[ "$GRID" =~ ^[1-9][0-9]*$ ]] || { echo "gen_table.sh: --grid must be a positive integer" >&2; exit 2; }
 [ -x "$BIN" ] || { echo "gen_table.sh: $BIN not found: build first (tools/setup.sh)" >&2; exit 1; }
 FD=$TABLE/fdnet.safetensors
 [ -f "$FD" ] || { echo "gen_table.sh: $FD not found (tools/experiments/table.sh trains it)" >&2; exit 1; }
@@ -54,11 +58,12 @@ for Q in $QUANTS; do
   if [ ! -f "$R/samples.png" ]; then
     if [ -f "$R/checkpoint.safetensors" ]; then
       echo "gen_table.sh: resuming $R"
-      "$BIN" ldm-train --resume -o "$R" --steps "$STEPS" -t "$THREADS" -q
+      "$BIN" ldm-train --resume -o "$R" --steps "$STEPS" --preview "$GRID" -t "$THREADS" -q
     else
       echo "gen_table.sh: $R ($(date -u +%H:%M:%S))"
       rm -rf "$R"
-      "$BIN" ldm-train -m "$TOK/checkpoint.safetensors" -o "$R" --steps "$STEPS" --seed "$DSEED" -t "$THREADS" -q \
+      "$BIN" ldm-train -m "$TOK/checkpoint.safetensors" -o "$R" --steps "$STEPS" --seed "$DSEED" --preview "$GRID" \
+        -t "$THREADS" -q \
         "${EXTRA[@]}"
     fi
   fi
@@ -72,7 +77,7 @@ for Q in $QUANTS; do
   done
   cp "$R/samples.png" "$OUT/samples-$Q.png"
   [ -f "$OUT/samples-raw-$Q.png" ] ||
-    "$BIN" sample -m "$R/checkpoint.safetensors" --all-classes --n 8 --raw-weights -t "$THREADS" -o "$OUT/samples-raw-$Q.png" >/dev/null
+    "$BIN" sample -m "$R/checkpoint.safetensors" --all-classes --n "$GRID" --raw-weights -t "$THREADS" -o "$OUT/samples-raw-$Q.png" >/dev/null
 done
 {
   echo "| tokenizer | codes used | recon. PSNR | recon. fd_proxy | DiT loss (last 500 steps) | weights | gen. fd_proxy (cfg 1.5) | gen. fd_proxy (no guidance) | class acc. (cfg 1.5) | class acc. (no guidance) |"
