@@ -22,7 +22,7 @@ const char* cpu_arch_name();
 // NSVQ_SIMD=avx2 | neon | scalar in the environment caps the level the run-time dispatchers (the SGEMM
 // and the hand-written SIMD kernels) pick, so that one machine tests every path (the sanitizer step of
 // CI runs the suite at each level); 2 = avx512 (or unset), 1 = avx2 / neon, 0 = scalar. An unknown
-// value is ignored.
+// value is ignored. NSVQ_NO_AVX512 (any value) acts as NSVQ_SIMD=avx2 on x86-64.
 int simd_env_cap();
 // The CPU has AVX-512 F/VL/BW/DQ and FMA and the cap allows it (always false off x86-64).
 bool cpu_has_avx512();

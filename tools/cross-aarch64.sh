@@ -14,16 +14,9 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   echo "cross-aarch64: enabling the arm64 architecture (multiarch)"
   $SUDO dpkg --add-architecture arm64
 fi
-pkgs="cmake make file g++-aarch64-linux-gnu qemu-user-static doctest-dev libzstd-dev:arm64 zlib1g-dev:arm64 libstb-dev:arm64"
-missing=""
-for p in $pkgs; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-  echo "cross-aarch64: installing$missing"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
+. tools/need-packages.sh
+need_packages cross-aarch64 cmake make file g++-aarch64-linux-gnu qemu-user-static doctest-dev \
+  libzstd-dev:arm64 zlib1g-dev:arm64 libstb-dev:arm64
 if [ ! -f "$dir/CMakeCache.txt" ] || [ $# -gt 0 ]; then
   cmake -S . -B "$dir" -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake" -DCMAKE_BUILD_TYPE=Release \
     -DNSVQ_STATIC=ON -DNSVQ_CUDA=OFF "$@" >/dev/null

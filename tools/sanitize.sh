@@ -13,15 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-15}
-pkgs="clang-14 libclang-rt-14-dev libomp-14-dev"
-missing=""
-for p in $pkgs; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"; done
-if [ -n "$missing" ]; then
-  echo "sanitize: installing$missing"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
+. tools/need-packages.sh
+need_packages sanitize clang-14 libclang-rt-14-dev libomp-14-dev
 B=build-san
 t0=$(date +%s)
 if [ ! -f "$B/CMakeCache.txt" ]; then

@@ -60,20 +60,10 @@ void scalar_micro(int64_t kc, const float* a, const float* b, float* c, int64_t 
 
 void scalar_macro(int64_t mc, int64_t nc, int64_t kc, float alpha, const float* pa, const float* pb,
                   float beta, float* c, int64_t ldc, bool a_outer) {
-    const int64_t mp = (mc + SC_MR - 1) / SC_MR, np = (nc + SC_NR - 1) / SC_NR;
-    auto tile = [&](int64_t p, int64_t q) {
-        const int rows = int(std::min<int64_t>(SC_MR, mc - p * SC_MR));
-        const int cols = int(std::min<int64_t>(SC_NR, nc - q * SC_NR));
+    for_tiles<SC_MR, SC_NR>(mc, nc, a_outer, [&](int64_t p, int64_t q, int rows, int cols) {
         scalar_micro(kc, pa + p * SC_MR * kc, pb + q * SC_NR * kc, c + p * SC_MR * ldc + q * SC_NR, ldc, alpha,
                      beta, rows, cols);
-    };
-    if (a_outer) {
-        for (int64_t p = 0; p < mp; ++p)
-            for (int64_t q = 0; q < np; ++q) tile(p, q);
-    } else {
-        for (int64_t q = 0; q < np; ++q)
-            for (int64_t p = 0; p < mp; ++p) tile(p, q);
-    }
+    });
 }
 
 const gemm_kernels scalar_set = {"scalar", SC_MR, SC_NR, 256, 128, 2048, false,

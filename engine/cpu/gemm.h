@@ -19,10 +19,11 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 void sgemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
-// The SIMD level the dispatcher chose: "avx512", "avx2" or "scalar".
+// The SIMD level the dispatcher chose: "avx512", "avx2", "neon" or "scalar".
 const char* gemm_simd_level();
 
-// Override the dispatcher for tests/benchmarks: "avx512" | "avx2" | "scalar" | nullptr (= auto).
+// Override the dispatcher for tests/benchmarks: "avx512" | "avx2" | "neon" | "scalar" | nullptr (= auto);
+// "avx2" and "neon" name the same middle level (whichever this architecture has).
 // A level the CPU lacks is never used: the request is clamped to the best supported level below it.
 void gemm_force_simd_level(const char* level);
 

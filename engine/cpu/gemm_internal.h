@@ -7,8 +7,10 @@
 // A micro-kernel then walks k once, doing an MR x NR rank-1 update per step from MR + NR floats.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 namespace nsvq {
 namespace gemm_detail {
@@ -108,6 +110,38 @@ void pack_b_generic(bool trans_b, int64_t kc, int64_t nc, const float* b, int64_
             for (int j = cols; j < NR; ++j)
                 for (int64_t k = 0; k < kc; ++k) d[k * NR + j] = 0.f;
         }
+    }
+}
+
+// The micro-kernel table of an ISA file: table[R-1][NV-1] = At::template get<R, NV>() (its micro-kernel of R
+// rows and NV vectors), so edge tiles pick their exact shape at run time.
+template <class Fn, class At, int R, int... V>
+constexpr std::array<Fn, sizeof...(V)> micro_row(std::integer_sequence<int, V...>) {
+    return {{At::template get<R, V + 1>()...}};
+}
+template <class Fn, class At, int NV, int... Rs>
+constexpr std::array<std::array<Fn, NV>, sizeof...(Rs)> micro_rows(std::integer_sequence<int, Rs...>) {
+    return {{micro_row<Fn, At, Rs + 1>(std::make_integer_sequence<int, NV>{})...}};
+}
+template <class Fn, class At, int MR, int NV>
+constexpr auto make_micro_table() {
+    return micro_rows<Fn, At, NV>(std::make_integer_sequence<int, MR>{});
+}
+
+// Runs tile(p, q, rows, cols) over the MR x NR register tiles of an mc x nc block (rows, cols: the tile's
+// extent inside the block), A micro-panels in the outer loop (a_outer) or in the inner one.
+template <int MR, int NR, class F>
+inline void for_tiles(int64_t mc, int64_t nc, bool a_outer, F tile) {
+    const int64_t mp = (mc + MR - 1) / MR, np = (nc + NR - 1) / NR;
+    auto one = [&](int64_t p, int64_t q) {
+        tile(p, q, mc - p * MR < MR ? int(mc - p * MR) : MR, nc - q * NR < NR ? int(nc - q * NR) : NR);
+    };
+    if (a_outer) {
+        for (int64_t p = 0; p < mp; ++p)
+            for (int64_t q = 0; q < np; ++q) one(p, q);
+    } else {
+        for (int64_t q = 0; q < np; ++q)
+            for (int64_t p = 0; p < mp; ++p) one(p, q);
     }
 }
 

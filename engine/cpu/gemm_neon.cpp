@@ -84,34 +84,20 @@ void micro(int64_t kc, const float* __restrict a, const float* __restrict b, flo
     }
 }
 
-template <int R, int... V>
-constexpr std::array<micro_fn, NVMAX> make_row(std::integer_sequence<int, V...>) {
-    return {{&micro<R, V + 1>...}};
-}
-template <int... Rs>
-constexpr std::array<std::array<micro_fn, NVMAX>, MR> make_table(std::integer_sequence<int, Rs...>) {
-    return {{make_row<Rs + 1>(std::make_integer_sequence<int, NVMAX>{})...}};
-}
-constexpr auto micro_table = make_table(std::make_integer_sequence<int, MR>{});
+struct MicroAt {
+    template <int R, int NV>
+    static constexpr micro_fn get() { return &micro<R, NV>; }
+};
+constexpr auto micro_table = make_micro_table<micro_fn, MicroAt, MR, NVMAX>();
 
 void macro(int64_t mc, int64_t nc, int64_t kc, float alpha, const float* pa, const float* pb, float beta,
            float* c, int64_t ldc, bool a_outer) {
-    const int64_t mp = (mc + MR - 1) / MR, np = (nc + NR - 1) / NR;
-    auto tile = [&](int64_t p, int64_t q) {
-        const int rows = mc - p * MR < MR ? int(mc - p * MR) : MR;
-        const int cols = nc - q * NR < NR ? int(nc - q * NR) : NR;
+    for_tiles<MR, NR>(mc, nc, a_outer, [&](int64_t p, int64_t q, int rows, int cols) {
         const int nv = (cols + 3) / 4;
         const int last = cols - (nv - 1) * 4;
         micro_table[rows - 1][nv - 1](kc, pa + p * MR * kc, pb + q * NR * kc, c + p * MR * ldc + q * NR, ldc,
                                       alpha, beta, last);
-    };
-    if (a_outer) {
-        for (int64_t p = 0; p < mp; ++p)
-            for (int64_t q = 0; q < np; ++q) tile(p, q);
-    } else {
-        for (int64_t q = 0; q < np; ++q)
-            for (int64_t p = 0; p < mp; ++p) tile(p, q);
-    }
+    });
 }
 
 }  // namespace
