@@ -5,10 +5,10 @@
 #      time-bounded: under qemu the whole suite takes far too long) at the NEON level, and the op table
 #      and SGEMM edge shapes again at NSVQ_SIMD=scalar (the portable micro-kernel);
 #   2. the cross-architecture check: a tokenizer trained here on x86 (quickstart preset, 40 steps: past
-#      the step-0 code replacement, its codes spread over the data), the first 256 Fashion-MNIST test images tokenized by the x86 build at every SIMD level this
-#      CPU has (avx512, avx2, scalar) and by the aarch64 build at neon and scalar; every token list must
-#      agree with the x86 best level's on >= 99.9% of the tokens (float near-ties may differ). Prints the
-#      counts.
+#      the step-0 code replacement, its codes spread over the data; the reference must use >= 64 codes),
+#      the first 256 Fashion-MNIST test images tokenized by the x86 build at every SIMD level this CPU has
+#      (avx512, avx2, scalar) and by the aarch64 build at neon and scalar; every token list must agree
+#      with the x86 best level's on >= 99.9% of the tokens (float near-ties may differ). Prints the counts.
 # Defaults: build and build-aarch64. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
