@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <utility>
 #include "engine/cpu/gemm.h"
 #include "engine/simd.h"
 #include "engine/rng.h"
@@ -282,25 +283,22 @@ int cmd_bench(int argc, char** argv, int first) {
     json |= std::strcmp(argv[i], "--json") == 0;
     help |= std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0;
   }
-  const char* known[] = {"gemm", "ops", "conv", "train-step", "dit-step", "model", "vq", "tokenize"};
-  bool is_known = false;
-  for (const char* k : known) is_known |= what == k;
-  if (is_known && !help) {
-    if (json)
-      printf("{\"cpu\": \"%s\", \"simd\": \"%s\", \"gemm_kernel\": \"%s\"}\n", cpu_arch_name(), cpu_simd_level(),
-             gemm_simd_level());
-    else
-      printf("cpu: %s %s (gemm kernel %s)\n", cpu_arch_name(), cpu_simd_level(), gemm_simd_level());
-    fflush(stdout);
+  using bench_fn = int (*)(int, char**, int);
+  const std::pair<const char*, bench_fn> targets[] = {
+      {"gemm", bench_gemm},   {"ops", bench_ops},          {"conv", bench_conv},   {"train-step", bench_train_step},
+      {"dit-step", bench_dit_step}, {"model", bench_model}, {"vq", bench_vq}, {"tokenize", bench_tokenize}};
+  for (const auto& [name, run] : targets) {
+    if (what != name) continue;
+    if (!help) {
+      if (json)
+        printf("{\"cpu\": \"%s\", \"simd\": \"%s\", \"gemm_kernel\": \"%s\"}\n", cpu_arch_name(), cpu_simd_level(),
+               gemm_simd_level());
+      else
+        printf("cpu: %s %s (gemm kernel %s)\n", cpu_arch_name(), cpu_simd_level(), gemm_simd_level());
+      fflush(stdout);
+    }
+    return run(argc, argv, first + 1);
   }
-  if (what == "gemm") return bench_gemm(argc, argv, first + 1);
-  if (what == "ops") return bench_ops(argc, argv, first + 1);
-  if (what == "conv") return bench_conv(argc, argv, first + 1);
-  if (what == "train-step") return bench_train_step(argc, argv, first + 1);
-  if (what == "dit-step") return bench_dit_step(argc, argv, first + 1);
-  if (what == "model") return bench_model(argc, argv, first + 1);
-  if (what == "vq") return bench_vq(argc, argv, first + 1);
-  if (what == "tokenize") return bench_tokenize(argc, argv, first + 1);
   fail("unknown benchmark '%s' (expected gemm, ops, conv, vq, model, tokenize, train-step or dit-step)", what.c_str());
 }
 
