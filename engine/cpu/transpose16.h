@@ -1,5 +1,5 @@
 // engine/cpu/transpose16.h — an in-register AVX-512 transpose of a 16 x 16 float tile, shared by the
-// SGEMM packing (engine/cpu/gemm_avx512.cpp) and the attention kernels (ops/cpu/attention.cpp).
+// SGEMM packing (engine/cpu/gemm_avx512.cpp) and the attention forward (ops/cpu/attention_avx512.cpp).
 // Callers wrap their use in "-Wmaybe-uninitialized" suppression (GCC bug 105593: the
 // _mm512_undefined_ps() inside the shuffle intrinsics).
 #pragma once
