@@ -18,6 +18,7 @@ void ops_init() {
     register_norm_ops();
     register_attention_ops();
     register_conv_ops();
+    register_pool_ops();
     register_shape_cpu();
     register_elementwise_cpu();
     register_reduce_cpu();
@@ -29,6 +30,7 @@ void ops_init() {
     register_norm_cpu();
     register_attention_cpu();
     register_conv_cpu();
+    register_pool_cpu();
 #ifdef NSVQ_CUDA
     register_shape_cuda();
     register_elementwise_cuda();
@@ -41,6 +43,7 @@ void ops_init() {
     register_attention_cuda();
     register_vq_cuda();
     register_conv_cuda();
+    register_pool_cuda();
 #endif
     op_set_grad_add([](Graph& g, Tensor* a, Tensor* b) { return add(g, a, b); });
   });

@@ -35,6 +35,8 @@ enum OpId : int {
   OP_ATTENTION, OP_ATTENTION_BWD_Q, OP_ATTENTION_BWD_KV,
   // convolution
   OP_CONV2D, OP_CONV2D_BWD_DATA, OP_CONV2D_BWD_WEIGHT,
+  // pooling and resizing
+  OP_MAX_POOL2D, OP_MAX_POOL2D_BWD, OP_AVG_POOL2D, OP_AVG_POOL2D_BWD, OP_RESIZE_BILINEAR,
   OP_COUNT
 };
 
@@ -151,6 +153,19 @@ Tensor* conv2d(Graph& g, Tensor* x, Tensor* w, Tensor* bias, int stride, int pad
 inline Tensor* conv2d(Graph& g, Tensor* x, Tensor* w, Tensor* bias, int stride = 1, int pad = 0) {
   return conv2d(g, x, w, bias, stride, pad, pad, pad, pad);
 }
+// ---------------------------------------------------------------- pooling and resizing (ops/pool.cpp)
+// x [N, C, H, W] -> [N, C, Ho, Wo], Ho = (H + 2 pad - k) / stride + 1 (floor: PyTorch's ceil_mode=False),
+// pad <= k / 2. max: padding never wins (it is -inf); the first maximum of the window in row-major
+// order wins ties and NaN propagates, as PyTorch; the gradient goes to that element.
+Tensor* max_pool2d(Graph& g, Tensor* x, int k, int stride, int pad = 0);
+// the mean of each window: divided by k*k (count_include_pad, PyTorch's default) or by the number of
+// window elements inside the image (count_include_pad = false: pytorch-fid's Inception blocks)
+Tensor* avg_pool2d(Graph& g, Tensor* x, int k, int stride, int pad = 0, bool count_include_pad = true);
+// x [N, C, H, W] -> [N, C] ([N, C, 1, 1] with keepdim): the mean over H and W
+Tensor* global_avg_pool2d(Graph& g, Tensor* x, bool keepdim = false);
+// x [N, C, H, W] -> [N, C, Ho, Wo]: PyTorch's F.interpolate(x, size=(Ho, Wo), mode='bilinear',
+// align_corners=False) without antialias. Forward only: asking for its gradient is an error.
+Tensor* resize_bilinear(Graph& g, Tensor* x, int64_t Ho, int64_t Wo);
 // ---------------------------------------------------------------- layers built from the ops above (ops/layers.cpp)
 // x [..., in], w [out, in] (PyTorch Linear layout), b [out] or nullptr -> [..., out]
 Tensor* linear(Graph& g, Tensor* x, Tensor* w, Tensor* b);

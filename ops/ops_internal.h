@@ -28,6 +28,8 @@ void register_attention_ops();
 void register_attention_cpu();
 void register_conv_ops();
 void register_conv_cpu();
+void register_pool_ops();
+void register_pool_cpu();
 #ifdef NSVQ_CUDA
 void register_shape_cuda();
 void register_elementwise_cuda();
@@ -40,6 +42,7 @@ void register_norm_cuda();
 void register_attention_cuda();
 void register_vq_cuda();
 void register_conv_cuda();
+void register_pool_cuda();
 #endif
 
 // Makes sure the op table is filled, then records a node.
@@ -51,6 +54,13 @@ inline Tensor* make_view(Graph& g, int op, Tensor* src, const Shape& s, const in
   ops_init();
   return g.new_view(op, src, s, strides, offset);
 }
+
+// The gradient ops of max_pool2d and avg_pool2d (ops/pool.cpp; built by their backward rules, declared
+// here for the op tests). max: x [N, C, H, W] and gy [N, C, Ho, Wo] -> dx [N, C, H, W], gy going to
+// each window's first maximum. avg: gy [N, C, Ho, Wo] -> dx [N, C, H, W] (H, W given: the forward's
+// input size), each window's gy divided by its divisor and spread over its in-image elements.
+Tensor* max_pool2d_bwd(Graph& g, Tensor* x, Tensor* gy, int k, int stride, int pad);
+Tensor* avg_pool2d_bwd(Graph& g, Tensor* gy, int64_t H, int64_t W, int k, int stride, int pad, bool count_include_pad);
 
 // Normalises a possibly negative axis; fails naming the op.
 int norm_axis(const char* op, int axis, int ndim);

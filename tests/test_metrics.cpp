@@ -106,3 +106,50 @@ TEST_CASE("Fréchet distance of Gaussians with known answers") {
   CHECK(c[2] == doctest::Approx(-2.0));  // cov(x0, x2)
   CHECK(frechet_distance(m, c, m, c, 3) == doctest::Approx(0.0).epsilon(1e-6));
 }
+
+TEST_CASE("Fréchet distance of sampled covariances, full rank and rank-deficient, against the square-root form") {
+  // reference: Tr((S1 S2)^{1/2}) = sum sqrt(eig(R S2 R)), R = S1^{1/2} from the eigenvectors
+  auto reference = [](const std::vector<double>& m1, const std::vector<double>& s1, const std::vector<double>& m2,
+                      const std::vector<double>& s2, int64_t d) {
+    std::vector<double> ev, V, R((size_t)(d * d), 0.0), RS((size_t)(d * d), 0.0), M((size_t)(d * d), 0.0), em;
+    symmetric_eigen(s1, d, ev, &V);
+    for (int64_t i = 0; i < d; i++)
+      for (int64_t j = 0; j < d; j++)
+        for (int64_t k = 0; k < d; k++) R[i * d + j] += V[i * d + k] * std::sqrt(std::max(ev[k], 0.0)) * V[j * d + k];
+    for (int64_t i = 0; i < d; i++)
+      for (int64_t j = 0; j < d; j++)
+        for (int64_t k = 0; k < d; k++) RS[i * d + j] += R[i * d + k] * s2[k * d + j];
+    for (int64_t i = 0; i < d; i++)
+      for (int64_t j = 0; j < d; j++)
+        for (int64_t k = 0; k < d; k++) M[i * d + j] += RS[i * d + k] * R[k * d + j];
+    symmetric_eigen(M, d, em, &V);
+    double dm = 0, tr = 0, t = 0;
+    for (int64_t i = 0; i < d; i++) {
+      dm += (m1[i] - m2[i]) * (m1[i] - m2[i]);
+      tr += s1[i * d + i] + s2[i * d + i];
+      t += std::sqrt(std::max(em[i], 0.0));
+    }
+    return dm + tr - 2 * t;
+  };
+  const int64_t d = 12;
+  uint64_t st = 12345;
+  auto rnd = [&] {
+    st = st * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(st >> 11) / 9007199254740992.0 - 0.5;
+  };
+  for (int64_t n : {40, 6}) {  // 6 samples: covariances of rank 5 in 12 dimensions
+    FeatureStats a(d), b(d);
+    std::vector<float> x((size_t)d);
+    for (int64_t i = 0; i < n; i++) {
+      for (int64_t j = 0; j < d; j++) x[(size_t)j] = (float)(rnd() + 0.3 * (double)(j % 3));
+      a.add(x.data(), 1);
+      for (int64_t j = 0; j < d; j++) x[(size_t)j] = (float)(1.5 * rnd() * (1 + (double)(j % 2)));
+      b.add(x.data(), 1);
+    }
+    const double ref = reference(a.mean(), a.cov(), b.mean(), b.cov(), d);
+    CHECK_MESSAGE(frechet_distance(a.mean(), a.cov(), b.mean(), b.cov(), d) == doctest::Approx(ref).epsilon(1e-7), "n = ", n);
+    CHECK(frechet_distance(a, b, "fd") == doctest::Approx(ref).epsilon(1e-7));
+    CHECK(frechet_distance(a, a, "fd") == doctest::Approx(0.0).epsilon(1e-9));
+  }
+}
+

@@ -185,6 +185,19 @@ int bench_ops(int argc, char** argv, int first) {
        [&](Graph& g, std::vector<Tensor*>& v) { return upsample_nearest2x(g, in(g, v, {32, 64, 16, 16})); }},
       {"upsample_nearest2x_bwd [32,64,32,32]", false,
        [&](Graph& g, std::vector<Tensor*>& v) { return upsample_nearest2x_bwd(g, in(g, v, {32, 64, 32, 32})); }},
+      {"max_pool2d [32,64,32,32] k2 s2", false,
+       [&](Graph& g, std::vector<Tensor*>& v) { return max_pool2d(g, in(g, v, {32, 64, 32, 32}), 2, 2); }},
+      {"max_pool2d forward+backward: dx [32,64,32,32] k2 s2", false,
+       [&](Graph& g, std::vector<Tensor*>& v) {
+         Tensor *x = in(g, v, {32, 64, 32, 32}), *r = in(g, v, {32, 64, 16, 16});
+         Tensor* loss = sum(g, mul(g, max_pool2d(g, x, 2, 2), r));
+         g.mark_loss(loss);
+         return g.gradients({{loss, 1.0f}}, {x})[0];
+       }},
+      {"avg_pool2d [8,288,35,35] k3 s1 p1 no pad count", false,
+       [&](Graph& g, std::vector<Tensor*>& v) { return avg_pool2d(g, in(g, v, {8, 288, 35, 35}), 3, 1, 1, false); }},
+      {"resize_bilinear [8,3,32,32] -> 299x299", false,
+       [&](Graph& g, std::vector<Tensor*>& v) { return resize_bilinear(g, in(g, v, {8, 3, 32, 32}), 299, 299); }},
       {"adamw [4M]", false,
        [&](Graph& g, std::vector<Tensor*>& v) {
          Tensor *p = in(g, v, {E}), *gr = in(g, v, {E}), *m = in(g, v, {E}), *s = in(g, v, {E}), *hp = in(g, v, {ADAM_HP_COUNT});

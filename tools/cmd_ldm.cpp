@@ -4,11 +4,14 @@
 // without guidance).
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include "engine/backend.h"
+#include "models/json.h"
 #include "tools/args.h"
 #include "tools/commands.h"
 #include "train/data.h"
 #include "train/fdnet.h"
+#include "train/fid_lpips.h"
 #include "train/image_io.h"
 #include "train/ldm.h"
 
@@ -103,9 +106,12 @@ int cmd_sample(int argc, char** argv, int first) {
 }
 
 int cmd_eval_gen(int argc, char** argv, int first) {
-  Args a("eval-gen", "fd_proxy of class-balanced samples against the test set, with and without guidance.",
+  Args a("eval-gen",
+         "fd_proxy (and FID with --fid-weights) of class-balanced samples against the test set, with and without "
+         "guidance.",
          {{"model", "m", "", "latent-diffusion checkpoint (nsvq ldm-train)"},
           {"fd-net", "", "", "fd-net file (nsvq fd-net train) of the same dataset"},
+          {"fid-weights", "", "", "InceptionV3-FID weights (tools/convert-weights.py inception): also report fid"},
           {"data", "", "", "test images (default: the dataset the model was trained on)"},
           {"n", "", "1000", "samples (and test images): a multiple of the class count"},
           {"steps", "", "25", "DDIM steps"},
@@ -118,7 +124,9 @@ int cmd_eval_gen(int argc, char** argv, int first) {
          argc, argv, first);
   if (!a.positional().empty()) fail("nsvq eval-gen: unexpected argument '%s'", a.positional()[0].c_str());
   if (!a.given("model")) fail("nsvq eval-gen: give the latent-diffusion checkpoint with -m CKPT");
-  if (!a.given("fd-net")) fail("nsvq eval-gen: give an fd-net with --fd-net FILE (nsvq fd-net train)");
+  if (!a.given("fd-net") && !a.given("fid-weights"))
+    fail("nsvq eval-gen: give an fd-net with --fd-net FILE (nsvq fd-net train), InceptionV3-FID weights with "
+         "--fid-weights FILE, or both");
   cpu_set_threads((int)a.i64("threads"));
   Backend* be = backend_for(a.str("device"), a.str("precision"));
   LdmModel m(a.str("model"), be, a.flag("raw-weights"));
@@ -148,33 +156,58 @@ int cmd_eval_gen(int argc, char** argv, int first) {
   for (int c = 0; c < nc; c++)
     for (int64_t k = 0; k < per_class; k++) labels.push_back(c);
   // fd-net features (for fd_proxy) and predicted classes (class_acc: the share of images the fd-net puts
-  // in the class they were drawn for, a check that samples are recognisable by class)
-  FdFeatures fx(a.str("fd-net"), be);
-  auto judge = [&](const std::vector<float>& imgs, const std::vector<int32_t>& want, FeatureStats& st) {
-    std::vector<int32_t> cls;
-    std::vector<float> f = fx.extract(imgs.data(), n, C, R, &cls);
-    st.add(f.data(), n);
-    int64_t hit = 0;
-    for (int64_t i = 0; i < n; i++) hit += cls[(size_t)i] == want[(size_t)i];
-    return (double)hit / (double)n;
+  // in the class they were drawn for, a check that samples are recognisable by class); Inception
+  // features for fid
+  std::unique_ptr<FdFeatures> fx;
+  std::unique_ptr<FidFeatures> ix;
+  if (a.given("fd-net")) fx = std::make_unique<FdFeatures>(a.str("fd-net"), be);
+  if (a.given("fid-weights")) ix = std::make_unique<FidFeatures>(a.str("fid-weights"), be);
+  struct Judged {
+    double acc = -1, fd = -1, fid = -1;
   };
-  FeatureStats fr(fx.feature_dim()), fg(fx.feature_dim()), fp(fx.feature_dim());
-  const double acc_r = judge(real, real_labels, fr);
+  std::unique_ptr<FeatureStats> fr, ir;
+  auto judge = [&](const std::vector<float>& imgs, const std::vector<int32_t>& want) {
+    Judged j;
+    if (fx) {
+      FeatureStats st(fx->feature_dim());
+      std::vector<int32_t> cls;
+      std::vector<float> f = fx->extract(imgs.data(), n, C, R, &cls);
+      st.add(f.data(), n);
+      int64_t hit = 0;
+      for (int64_t i = 0; i < n; i++) hit += cls[(size_t)i] == want[(size_t)i];
+      j.acc = (double)hit / (double)n;
+      if (!fr) fr = std::make_unique<FeatureStats>(st);  // the first call: the test images
+      else j.fd = fd_proxy(*fr, st);
+    }
+    if (ix) {
+      FeatureStats st(FidFeatures::dim());
+      ix->accumulate(st, imgs.data(), n, C, R);
+      if (!ir) ir = std::make_unique<FeatureStats>(st);
+      else j.fid = frechet_distance(*ir, st, "fid");
+    }
+    return j;
+  };
+  const Judged jr = judge(real, real_labels);
   double w = a.f64("cfg");
-  const double acc_g = judge(m.sample(labels, a.i64("steps"), w, (uint64_t)a.i64("seed")), labels, fg);
-  const double acc_p = judge(m.sample(labels, a.i64("steps"), 1.0, (uint64_t)a.i64("seed")), labels, fp);
-  const double fd_g = fd_proxy(fr, fg), fd_p = fd_proxy(fr, fp);
-  if (a.flag("json"))
-    printf("{\"samples\": %lld, \"steps\": %lld, \"cfg\": %g, \"fd_proxy_guided\": %.6g, \"fd_proxy_unguided\": %.6g, "
-           "\"class_acc_guided\": %.4f, \"class_acc_unguided\": %.4f, \"class_acc_test\": %.4f, \"ldm_step\": %lld, "
-           "\"weights\": \"%s\"}\n",
-           (long long)n, (long long)a.i64("steps"), w, fd_g, fd_p, acc_g, acc_p, acc_r, (long long)m.step(),
+  const Judged jg = judge(m.sample(labels, a.i64("steps"), w, (uint64_t)a.i64("seed")), labels);
+  const Judged jp = judge(m.sample(labels, a.i64("steps"), 1.0, (uint64_t)a.i64("seed")), labels);
+  auto num = [](double v) { return v < 0 ? std::string("null") : json_number(v); };
+  if (a.flag("json")) {
+    printf("{\"samples\": %lld, \"steps\": %lld, \"cfg\": %g, \"fd_proxy_guided\": %s, \"fd_proxy_unguided\": %s, "
+           "\"fid_guided\": %s, \"fid_unguided\": %s, \"class_acc_guided\": %s, \"class_acc_unguided\": %s, "
+           "\"class_acc_test\": %s, \"ldm_step\": %lld, \"weights\": \"%s\"}\n",
+           (long long)n, (long long)a.i64("steps"), w, num(jg.fd).c_str(), num(jp.fd).c_str(), num(jg.fid).c_str(),
+           num(jp.fid).c_str(), num(jg.acc).c_str(), num(jp.acc).c_str(), num(jr.acc).c_str(), (long long)m.step(),
            a.flag("raw-weights") ? "raw" : "ema");
-  else
-    printf("eval-gen: %lld class-balanced samples vs %lld test images (DDIM %lld steps): fd_proxy %.4g with guidance %g, "
-           "%.4g without (a proxy: only comparable with the same fd-net); fd-net class accuracy %.1f%% / %.1f%% "
-           "(test images %.1f%%)\n",
-           (long long)n, (long long)n, (long long)a.i64("steps"), fd_g, w, fd_p, 100 * acc_g, 100 * acc_p, 100 * acc_r);
+  } else {
+    printf("eval-gen: %lld class-balanced samples vs %lld test images (DDIM %lld steps, guidance %g / none)\n",
+           (long long)n, (long long)n, (long long)a.i64("steps"), w);
+    if (fx)
+      printf("  fd_proxy %.4g / %.4g (a proxy: only comparable with the same fd-net); fd-net class accuracy %.1f%% / "
+             "%.1f%% (test images %.1f%%)\n",
+             jg.fd, jp.fd, 100 * jg.acc, 100 * jp.acc, 100 * jr.acc);
+    if (ix) printf("  FID %.4g / %.4g (pytorch-fid InceptionV3)\n", jg.fid, jp.fid);
+  }
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "models/module.h"
 #include "models/safetensors.h"
 #include "train/fdnet.h"
+#include "train/fid_lpips.h"
 #include "train/atomic_file.h"
 #include "train/image_io.h"
 #include "train/tokenizer.h"
@@ -54,6 +55,8 @@ int cmd_eval(int argc, char** argv, int first) {
          {OPT_MODEL, {"data", "", "", "fmnist | cifar10:DIR | folder:DIR (default: the run's dataset)"},
           {"n", "", "10000", "test images (0: all)"}, {"batch", "", "100", "images per batch"},
           {"fd-net", "", "", "fd-net file (nsvq fd-net train) for the Frechet-distance proxy"},
+          {"fid-weights", "", "", "InceptionV3-FID weights (tools/convert-weights.py inception) for rfid; docs/metrics.md"},
+          {"lpips-weights", "", "", "LPIPS-VGG16 weights (tools/convert-weights.py lpips) for lpips; docs/metrics.md"},
           {"json", "", "", "print one JSON object", true}, OPT_RAW, OPT_DEVICE, OPT_PRECISION, OPT_THREADS},
          argc, argv, first);
   LoadedTokenizer L = open_model(a, "eval");
@@ -65,7 +68,11 @@ int cmd_eval(int argc, char** argv, int first) {
   if (n == 0) n = d.size();
   std::unique_ptr<FdFeatures> fd;
   if (!a.str("fd-net").empty()) fd = std::make_unique<FdFeatures>(a.str("fd-net"), m.store().backend());
-  EvalResult r = tokenizer_evaluate(m, d, n, batch, fd.get());
+  std::unique_ptr<FidFeatures> fid;
+  std::unique_ptr<LpipsMetric> lpips;
+  if (!a.str("fid-weights").empty()) fid = std::make_unique<FidFeatures>(a.str("fid-weights"), m.store().backend());
+  if (!a.str("lpips-weights").empty()) lpips = std::make_unique<LpipsMetric>(a.str("lpips-weights"), m.store().backend());
+  EvalResult r = tokenizer_evaluate(m, d, n, batch, fd.get(), nullptr, 0, fid.get(), lpips.get());
   if (a.flag("json")) {
     std::string j = r.json();
     j.insert(1, "\"checkpoint\": \"" + L.path + "\", \"data\": \"" + spec + "\", \"ema_weights\": " +
@@ -77,6 +84,10 @@ int cmd_eval(int argc, char** argv, int first) {
     printf("utilization %.4f  perplexity %.2f  quant_error %.5g  PSNR %.3f dB  SSIM %.4f\n", r.utilization,
            r.perplexity, r.quant_error, r.psnr, r.ssim);
     if (r.fd_proxy >= 0) printf("fd_proxy %.4f (Frechet distance of fd-net features; not comparable to rFID)\n", r.fd_proxy);
+    if (r.rfid >= 0) printf("rFID %.4f (pytorch-fid InceptionV3, %lld images)\n", r.rfid, (long long)r.images);
+    else printf("rFID unavailable (no --fid-weights; see docs/metrics.md)\n");
+    if (r.lpips >= 0) printf("LPIPS %.5f (VGG16, v0.1)\n", r.lpips);
+    else printf("LPIPS unavailable (no --lpips-weights; see docs/metrics.md)\n");
   }
   if (!d.skipped.empty()) fprintf(stderr, "eval: %zu unreadable files skipped\n", d.skipped.size());
   return 0;

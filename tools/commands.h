@@ -19,6 +19,8 @@ int cmd_report(int argc, char** argv, int first);
 int cmd_ldm_train(int argc, char** argv, int first);
 int cmd_sample(int argc, char** argv, int first);
 int cmd_eval_gen(int argc, char** argv, int first);
+int cmd_fid(int argc, char** argv, int first);
+int cmd_lpips(int argc, char** argv, int first);
 int info_checkpoint(const std::string& path);
 int bench_vq(int argc, char** argv, int first);
 int bench_train_step(int argc, char** argv, int first);

@@ -13,7 +13,7 @@ static const char* USAGE =
     "usage: nsvq <command> [options]   (nsvq <command> --help for its options)\n"
     "commands:\n"
     "  train         train a VQGAN tokenizer: --preset quickstart|fmnist|cifar10|imagenet128 --quantizer nsvq|vq|...\n"
-    "  eval          evaluate a tokenizer: -m CKPT [--data ...] [--n N] [--json]\n"
+    "  eval          evaluate a tokenizer: -m CKPT [--data ...] [--n N] [--fid-weights W] [--lpips-weights W] [--json]\n"
     "  tokenize      images to code indices: -m CKPT IMAGES... -o TOKENS.nsvqt\n"
     "  decode        code indices to PNGs: -m CKPT TOKENS.nsvqt -o DIR\n"
     "  reconstruct   one image through the tokenizer: -m CKPT IN.png -o OUT.png\n"
@@ -28,6 +28,8 @@ static const char* USAGE =
     "  ldm-train     train a class-conditional DiT on a tokenizer's latents: ldm-train -m TOKENIZER --data fmnist\n"
     "  sample        sample a PNG grid from a latent-diffusion checkpoint: sample -m LDM [--class C] [--cfg W] -o F\n"
     "  eval-gen      generation fd_proxy (with and without guidance): eval-gen -m LDM --fd-net F --n N\n"
+    "  fid           FID of two image sets (pytorch-fid's InceptionV3): fid --fid-weights W DIR_A DIR_B\n"
+    "  lpips         LPIPS-VGG16 of image pairs: lpips --lpips-weights W A B (two files or two folders)\n"
     "  --version     print the version\n"
     "global options (with any command):\n"
     "  --max-pixels N  refuse image files over N pixels before decoding them (default 64000000)\n";
@@ -80,6 +82,8 @@ int main(int argc, char** argv) {
     if (cmd == "ldm-train") return nsvq::cmd_ldm_train(argc, argv, 2);
     if (cmd == "sample") return nsvq::cmd_sample(argc, argv, 2);
     if (cmd == "eval-gen") return nsvq::cmd_eval_gen(argc, argv, 2);
+    if (cmd == "fid") return nsvq::cmd_fid(argc, argv, 2);
+    if (cmd == "lpips") return nsvq::cmd_lpips(argc, argv, 2);
     fprintf(stderr, "nsvq: unknown command '%s' (see nsvq --help)\n", cmd.c_str());
     return 2;
   } catch (const std::exception& e) {

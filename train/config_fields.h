@@ -24,6 +24,7 @@ struct ConfigField {
   std::string C::*ps = nullptr;
   bool C::*pb = nullptr;
   std::string key;  // JSON key when it is not the option name
+  bool since = false;  // added after configs were first stored: absent from an older config = the default
 
   const std::string& json_key() const { return key.empty() ? name : key; }
   bool option() const { return !help.empty(); }
@@ -70,6 +71,8 @@ struct ConfigFieldList {
   ConfigFieldList& f(const char* n, double C::*p, const char* h, const char* key = "") { return push(n, h, 'f', key).pf = p, *this; }
   ConfigFieldList& s(const char* n, std::string C::*p, const char* h, const char* key = "") { return push(n, h, 's', key).ps = p, *this; }
   ConfigFieldList& b(const char* n, bool C::*p, const char* h, const char* key = "") { return push(n, h, 'b', key).pb = p, *this; }
+  // marks the last field as newer than some stored configs (they load with its default)
+  ConfigFieldList& added_later() { return v.back().since = true, *this; }
 
  private:
   ConfigField<C>& push(const char* n, const char* h, char t, const char* key) {
@@ -96,7 +99,7 @@ std::string config_json(const std::vector<ConfigField<C>>& fields, const C& c) {
   return s + "}";
 }
 
-// Back from config_json: every field must be present with the right type.
+// Back from config_json: every field must be present with the right type (one added later may be absent).
 template <class C>
 C config_from_json(const std::vector<ConfigField<C>>& fields, const std::string& text, const std::string& what) {
   Json j = json_parse(text, what + ": config");
@@ -104,6 +107,7 @@ C config_from_json(const std::vector<ConfigField<C>>& fields, const std::string&
   C c;
   for (const ConfigField<C>& f : fields) {
     const Json* v = j.find(f.json_key());
+    if (!v && f.since) continue;
     if (!v) fail("%s: config has no \"%s\" (written by another nsvq version?)", what.c_str(), f.json_key().c_str());
     bool ok = f.type == 's' ? v->kind == Json::STRING : f.type == 'b' ? v->kind == Json::BOOL : v->kind == Json::NUMBER;
     if (!ok) fail("%s: config \"%s\" has the wrong type", what.c_str(), f.json_key().c_str());

@@ -87,9 +87,7 @@ Dataset load_folder(const std::string& root, const std::string& split, int64_t s
   if (!fs::is_directory(dir)) fail("%s: not a folder", root.c_str());
   if (fs::is_directory(dir / split)) dir /= split;
   std::vector<fs::path> paths;
-  for (const auto& e : fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied))
-    if (e.is_regular_file() && is_image_name(e.path())) paths.push_back(e.path());
-  std::sort(paths.begin(), paths.end());
+  for (const std::string& f : list_image_files(dir.string())) paths.push_back(f);
   if (paths.empty()) fail("%s: no image files (png, jpg, jpeg, bmp, tga, gif) found", dir.string().c_str());
   // classes: the first-level subfolders, when every image sits in one
   std::map<std::string, int32_t> classes;
@@ -125,6 +123,16 @@ Dataset load_folder(const std::string& root, const std::string& split, int64_t s
   return d;
 }
 }  // namespace
+
+std::vector<std::string> list_image_files(const std::string& dir) {
+  std::vector<fs::path> paths;
+  for (const auto& e : fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied))
+    if (e.is_regular_file() && is_image_name(e.path())) paths.push_back(e.path());
+  std::sort(paths.begin(), paths.end());
+  std::vector<std::string> out;
+  for (const fs::path& p : paths) out.push_back(p.string());
+  return out;
+}
 
 void dataset_truncate(Dataset& d, int64_t n) {
   if (n <= 0 || n >= d.size()) return;

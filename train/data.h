@@ -30,6 +30,8 @@ struct Dataset {
 // spec: "fmnist" | "fmnist:DIR" | "cifar10:DIR" | "folder:DIR"; split: "train" | "test".
 // size: sample size for folder datasets (fmnist and cifar10 are 32). channels: folder only (1 or 3).
 Dataset dataset_load(const std::string& spec, const std::string& split, int64_t size = 32, int channels = 3);
+// The image files (png, jpg, jpeg, bmp, tga, gif) under dir, recursively, sorted by path.
+std::vector<std::string> list_image_files(const std::string& dir);
 // Keeps the first n images (n <= 0 or n >= size: all).
 void dataset_truncate(Dataset& d, int64_t n);
 

@@ -83,12 +83,19 @@ double ssim_u8(const uint8_t* a, const uint8_t* b, int64_t C, int64_t H, int64_t
 FeatureStats::FeatureStats(int64_t d) : d_(d), sum_((size_t)d, 0.0), sum_outer_((size_t)(d * d), 0.0) {}
 
 void FeatureStats::add(const float* x, int64_t n) {
-  for (int64_t r = 0; r < n; r++) {
-    const float* v = x + r * d_;
-    for (int64_t i = 0; i < d_; i++) {
-      sum_[i] += v[i];
-      double vi = v[i];
-      double* row = sum_outer_.data() + i * d_;
+  // a rank-n update of the lower triangle: each row of the d x d sums is visited once per call (not
+  // once per vector), rows spread over threads; per element the vectors add in order, so the result
+  // does not depend on the thread count
+  std::vector<double> xd((size_t)(n * d_));
+  for (int64_t i = 0; i < n * d_; i++) xd[(size_t)i] = x[i];
+  for (int64_t r = 0; r < n; r++)
+    for (int64_t i = 0; i < d_; i++) sum_[i] += xd[(size_t)(r * d_ + i)];
+#pragma omp parallel for if (d_ * d_ * n > (1 << 22)) schedule(dynamic, 16)
+  for (int64_t i = 0; i < d_; i++) {
+    double* row = sum_outer_.data() + i * d_;
+    for (int64_t r = 0; r < n; r++) {
+      const double* v = xd.data() + r * d_;
+      const double vi = v[i];
       for (int64_t j = 0; j <= i; j++) row[j] += vi * v[j];
     }
   }
@@ -114,13 +121,63 @@ std::vector<double> FeatureStats::cov() const {
   return c;
 }
 
+namespace {
+// Householder reduction of the symmetric a (row-major, both triangles) to tridiagonal form without
+// the transform: diagonal d, e[i] couples i-1 and i. Works on whole rows of the leading block (a
+// matrix-vector product and a rank-2 update per step, contiguous and threaded), so a 2,048-d
+// covariance takes seconds, not the minutes of the column-walking accumulating form.
+void tridiagonalize_values(std::vector<double>& a, int64_t n, std::vector<double>& d, std::vector<double>& e) {
+  std::vector<double> u((size_t)n), p((size_t)n);
+  for (int64_t i = n - 1; i >= 1; i--) {
+    const int64_t l = i - 1;
+    const double* ri = a.data() + i * n;
+    d[i] = ri[i];  // later steps touch only rows and columns < i - 1
+    double scale = 0;
+    for (int64_t k = 0; k <= l; k++) scale += std::fabs(ri[k]);
+    if (l == 0 || scale == 0.0) {
+      e[i] = ri[l];
+      continue;
+    }
+    double h = 0;
+    for (int64_t k = 0; k <= l; k++) {
+      u[k] = ri[k] / scale;
+      h += u[k] * u[k];
+    }
+    const double f = u[l], g = f >= 0 ? -std::sqrt(h) : std::sqrt(h);
+    e[i] = scale * g;
+    h -= f * g;
+    u[l] = f - g;
+#pragma omp parallel for if (l > 256) schedule(static)
+    for (int64_t j = 0; j <= l; j++) {
+      const double* r = a.data() + j * n;
+      double s = 0;
+      for (int64_t k = 0; k <= l; k++) s += r[k] * u[k];
+      p[j] = s / h;
+    }
+    double up = 0;
+    for (int64_t j = 0; j <= l; j++) up += u[j] * p[j];
+    const double K = up / (h + h);
+    for (int64_t j = 0; j <= l; j++) p[j] -= K * u[j];
+#pragma omp parallel for if (l > 256) schedule(static)
+    for (int64_t j = 0; j <= l; j++) {
+      double* r = a.data() + j * n;
+      const double uj = u[j], qj = p[j];
+      for (int64_t k = 0; k <= l; k++) r[k] -= uj * p[k] + qj * u[k];
+    }
+  }
+  if (n > 0) d[0] = a[0];
+  if (n > 0) e[0] = 0;
+}
+}  // namespace
+
 void symmetric_eigen(const std::vector<double>& a_in, int64_t n, std::vector<double>& d, std::vector<double>* vectors) {
   if ((int64_t)a_in.size() != n * n) fail("symmetric_eigen: matrix has %zu values, expected %lld", a_in.size(), (long long)(n * n));
   std::vector<double> a = a_in, e((size_t)n, 0.0);
   d.assign((size_t)n, 0.0);
   auto A = [&](int64_t i, int64_t j) -> double& { return a[i * n + j]; };
+  if (!vectors) tridiagonalize_values(a, n, d, e);
   // Householder reduction to tridiagonal form; a accumulates the orthogonal transform
-  for (int64_t i = n - 1; i >= 1; i--) {
+  for (int64_t i = n - 1; vectors && i >= 1; i--) {
     int64_t l = i - 1;
     double h = 0, scale = 0;
     if (l > 0) {
@@ -158,9 +215,11 @@ void symmetric_eigen(const std::vector<double>& a_in, int64_t n, std::vector<dou
     }
     d[i] = h;
   }
-  d[0] = 0;
-  e[0] = 0;
-  for (int64_t i = 0; i < n; i++) {
+  if (vectors && n > 0) {
+    d[0] = 0;
+    e[0] = 0;
+  }
+  for (int64_t i = 0; vectors && i < n; i++) {
     if (d[i] != 0.0)
       for (int64_t j = 0; j < i; j++) {
         double g = 0;
@@ -203,7 +262,7 @@ void symmetric_eigen(const std::vector<double>& a_in, int64_t n, std::vector<dou
           r = (d[i] - g) * s + 2.0 * c * b;
           d[i + 1] = g + (p = s * r);
           g = c * r - b;
-          for (int64_t k = 0; k < n; k++) {
+          for (int64_t k = 0; vectors && k < n; k++) {
             f = A(k, i + 1);
             A(k, i + 1) = s * A(k, i) + c * f;
             A(k, i) = c * A(k, i) - s * f;
@@ -231,35 +290,64 @@ void symmetric_eigen(const std::vector<double>& a_in, int64_t n, std::vector<dou
 }
 
 namespace {
-// c = a * b for d x d row-major matrices
-std::vector<double> matmul_d(const std::vector<double>& a, const std::vector<double>& b, int64_t d) {
-  std::vector<double> c((size_t)(d * d), 0.0);
-  for (int64_t i = 0; i < d; i++)
-    for (int64_t k = 0; k < d; k++) {
-      double v = a[i * d + k];
-      const double* br = b.data() + k * d;
-      double* cr = c.data() + i * d;
-      for (int64_t j = 0; j < d; j++) cr[j] += v * br[j];
-    }
-  return c;
-}
-
+// Tr((s1 s2)^{1/2}) = sum sqrt(eig(G^T s2 G)) where s1 = G G^T (pivoted Cholesky, d x r: pivots at or
+// below 1e-12 of the largest diagonal are dropped, so the covariance of fewer samples than dimensions
+// costs O(d^2 r)); G^T s2 G is symmetric, so only its eigenvalues are needed (no eigenvectors).
 double trace_sqrt_product(const std::vector<double>& s1, const std::vector<double>& s2, int64_t d) {
-  std::vector<double> ev, V;
-  symmetric_eigen(s1, d, ev, &V);
-  // R = V diag(sqrt(max(ev, 0))) V^T, the symmetric square root of s1
-  std::vector<double> VS = V;
+  std::vector<double> a = s1, F((size_t)(d * d), 0.0), col((size_t)d);
+  std::vector<int64_t> piv((size_t)d);
+  std::iota(piv.begin(), piv.end(), 0);
+  double maxdiag = 0;
+  for (int64_t i = 0; i < d; i++) maxdiag = std::max(maxdiag, a[i * d + i]);
+  int64_t r = 0;
+  for (int64_t k = 0; k < d && maxdiag > 0; k++) {
+    int64_t p = k;
+    for (int64_t i = k + 1; i < d; i++)
+      if (a[i * d + i] > a[p * d + p]) p = i;
+    if (!(a[p * d + p] > 1e-12 * maxdiag)) break;
+    if (p != k) {  // symmetric swap of k and p in the remaining matrix, and of the factor rows so far
+      for (int64_t j = 0; j < d; j++) std::swap(a[k * d + j], a[p * d + j]);
+      for (int64_t i = 0; i < d; i++) std::swap(a[i * d + k], a[i * d + p]);
+      for (int64_t j = 0; j < k; j++) std::swap(F[k * d + j], F[p * d + j]);
+      std::swap(piv[(size_t)k], piv[(size_t)p]);
+    }
+    const double lkk = std::sqrt(a[k * d + k]);
+    F[k * d + k] = lkk;
+    for (int64_t i = k + 1; i < d; i++) col[i] = F[i * d + k] = a[i * d + k] / lkk;
+#pragma omp parallel for if (d - k > 256) schedule(static)
+    for (int64_t i = k + 1; i < d; i++) {
+      double* ri = a.data() + i * d;
+      const double fi = col[i];
+      for (int64_t j = k + 1; j < d; j++) ri[j] -= fi * col[j];
+    }
+    r = k + 1;
+  }
+  if (r == 0) return 0.0;  // s1 = 0
+  std::vector<double> G((size_t)(d * r)), T((size_t)(d * r), 0.0), M((size_t)(r * r), 0.0);
   for (int64_t i = 0; i < d; i++)
-    for (int64_t k = 0; k < d; k++) VS[i * d + k] *= std::sqrt(std::max(ev[k], 0.0));
-  std::vector<double> Vt((size_t)(d * d));
-  for (int64_t i = 0; i < d; i++)
-    for (int64_t j = 0; j < d; j++) Vt[j * d + i] = V[i * d + j];
-  std::vector<double> R = matmul_d(VS, Vt, d);
-  std::vector<double> M = matmul_d(matmul_d(R, s2, d), R, d);
-  for (int64_t i = 0; i < d; i++)  // symmetrise rounding noise
-    for (int64_t j = 0; j < i; j++) M[i * d + j] = M[j * d + i] = 0.5 * (M[i * d + j] + M[j * d + i]);
+    for (int64_t c = 0; c < r; c++) G[piv[(size_t)i] * r + c] = F[i * d + c];
+#pragma omp parallel for if (d > 256) schedule(static)
+  for (int64_t i = 0; i < d; i++) {  // T = s2 G
+    double* ti = T.data() + i * r;
+    for (int64_t j = 0; j < d; j++) {
+      const double v = s2[i * d + j];
+      const double* gj = G.data() + j * r;
+      for (int64_t c = 0; c < r; c++) ti[c] += v * gj[c];
+    }
+  }
+#pragma omp parallel for if (r > 64) schedule(static)
+  for (int64_t x = 0; x < r; x++) {  // M = G^T T
+    double* mx = M.data() + x * r;
+    for (int64_t i = 0; i < d; i++) {
+      const double g = G[i * r + x];
+      const double* ti = T.data() + i * r;
+      for (int64_t c = 0; c < r; c++) mx[c] += g * ti[c];
+    }
+  }
+  for (int64_t i = 0; i < r; i++)  // symmetrise rounding noise
+    for (int64_t j = 0; j < i; j++) M[i * r + j] = M[j * r + i] = 0.5 * (M[i * r + j] + M[j * r + i]);
   std::vector<double> em;
-  symmetric_eigen(M, d, em, nullptr);
+  symmetric_eigen(M, r, em, nullptr);
   double t = 0;
   for (double v : em) t += std::sqrt(std::max(v, 0.0));
   return t;
@@ -285,6 +373,14 @@ double frechet_distance(const std::vector<double>& mu1, const std::vector<double
     fd = dm + tr + 2e-6 * d - 2.0 * trace_sqrt_product(a, b, d);
   }
   return fd;
+}
+
+double frechet_distance(const FeatureStats& a, const FeatureStats& b, const char* what) {
+  if (a.dim() != b.dim())
+    fail("%s: feature dimensions differ (%lld vs %lld)", what, (long long)a.dim(), (long long)b.dim());
+  if (a.count() < 2 || b.count() < 2)
+    fail("%s: needs at least 2 images per set (got %lld and %lld)", what, (long long)a.count(), (long long)b.count());
+  return std::max(0.0, frechet_distance(a.mean(), a.cov(), b.mean(), b.cov(), a.dim()));
 }
 
 }  // namespace nsvq

@@ -37,10 +37,15 @@ class FeatureStats {
 };
 
 // ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^{1/2}); the trace of the square root is computed as
-// sum sqrt(eig(S1^{1/2} S2 S1^{1/2})) with negative rounding residues clamped to 0. If the result is
-// not finite, 1e-6 I is added to both covariances and it is computed again.
+// sum sqrt(eig(G^T S2 G)) with S1 = G G^T (pivoted Cholesky; directions of S1 below 1e-12 of its largest
+// variance dropped) and negative rounding residues clamped to 0 — the eigenvalues of S1 S2 without a
+// matrix square root, seconds at d = 2,048. If the result is not finite, 1e-6 I is added to both
+// covariances and it is computed again.
 double frechet_distance(const std::vector<double>& mu1, const std::vector<double>& s1, const std::vector<double>& mu2,
                         const std::vector<double>& s2, int64_t d);
+// The same between two accumulated feature sets (same dimension, at least 2 vectors each); what names
+// the metric in errors. Rounding can leave -1e-11 for identical sets: the result is clamped at 0.
+double frechet_distance(const FeatureStats& a, const FeatureStats& b, const char* what);
 
 // Eigen-decomposition of a symmetric d x d matrix (row-major, double): eigenvalues ascending;
 // vectors (optional) as columns of a row-major d x d matrix. Householder tridiagonalisation + QL.

@@ -7,6 +7,7 @@
 #include "models/json.h"
 #include "models/safetensors.h"
 #include "train/fdnet.h"
+#include "train/fid_lpips.h"
 #include "train/metrics.h"
 
 namespace nsvq {
@@ -228,11 +229,13 @@ std::string EvalResult::json() const {
   s += ", \"psnr\": " + json_number(psnr);
   s += ", \"ssim\": " + json_number(ssim);
   if (fd_proxy >= 0) s += ", \"fd_proxy\": " + json_number(fd_proxy);
+  s += ", \"rfid\": " + (rfid >= 0 ? json_number(rfid) : std::string("null"));
+  s += ", \"lpips\": " + (lpips >= 0 ? json_number(lpips) : std::string("null"));
   return s + "}";
 }
 
 EvalResult tokenizer_evaluate(TokenizerModel& m, const Dataset& d, int64_t n, int64_t batch, FdFeatures* fd,
-                              std::vector<float>* recon, int64_t recon_n) {
+                              std::vector<float>* recon, int64_t recon_n, FidFeatures* fid, LpipsMetric* lpips) {
   if (d.C != m.channels() || d.S != m.resolution())
     fail("dataset %s has %lldx%lldx%lld images, the model takes %lldx%lldx%lld", d.name.c_str(), (long long)d.C,
          (long long)d.S, (long long)d.S, (long long)m.channels(), (long long)m.resolution(), (long long)m.resolution());
@@ -242,12 +245,16 @@ EvalResult tokenizer_evaluate(TokenizerModel& m, const Dataset& d, int64_t n, in
   r.images = n;
   r.counts.assign((size_t)m.codes(), 0);
   const int64_t C = m.channels(), S = m.resolution(), per = C * S * S, hw = m.grid() * m.grid();
-  std::unique_ptr<FeatureStats> fr, ff;
+  std::unique_ptr<FeatureStats> fr, ff, ir, ifk;
   if (fd) {
     fr = std::make_unique<FeatureStats>(fd->feature_dim());
     ff = std::make_unique<FeatureStats>(fd->feature_dim());
   }
-  double qsum = 0, psnr_sum = 0, ssim_sum = 0;
+  if (fid) {
+    ir = std::make_unique<FeatureStats>(FidFeatures::dim());
+    ifk = std::make_unique<FeatureStats>(FidFeatures::dim());
+  }
+  double qsum = 0, psnr_sum = 0, ssim_sum = 0, lpips_sum = 0;
   int64_t psnr_n = 0;
   std::vector<float> x, xr;
   std::vector<int32_t> idx;
@@ -278,6 +285,12 @@ EvalResult tokenizer_evaluate(TokenizerModel& m, const Dataset& d, int64_t n, in
       fd->accumulate(*fr, x.data(), B, C, S);
       fd->accumulate(*ff, xr.data(), B, C, S);
     }
+    if (fid) {
+      fid->accumulate(*ir, x.data(), B, C, S);
+      fid->accumulate(*ifk, xr.data(), B, C, S);
+    }
+    if (lpips)
+      for (double v : lpips->distances(x.data(), xr.data(), B, C, S, S)) lpips_sum += v;
     if (recon)
       for (int64_t b0 = 0; b0 < B && (int64_t)recon->size() < 2 * recon_n * per; b0++) {
         recon->insert(recon->end(), x.begin() + b0 * per, x.begin() + (b0 + 1) * per);
@@ -289,10 +302,9 @@ EvalResult tokenizer_evaluate(TokenizerModel& m, const Dataset& d, int64_t n, in
   r.quant_error = qsum / (double)(n * hw) / (double)m.dim();
   r.psnr = psnr_n ? psnr_sum / (double)psnr_n : INFINITY;
   r.ssim = ssim_sum / (double)n;
-  if (fd) {
-    if (n < 2) fail("fd_proxy needs at least 2 images");
-    r.fd_proxy = std::max(0.0, fd_proxy(*fr, *ff));  // rounding can leave -1e-11 for identical sets
-  }
+  if (fd) r.fd_proxy = fd_proxy(*fr, *ff);
+  if (fid) r.rfid = frechet_distance(*ir, *ifk, "rfid");
+  if (lpips) r.lpips = lpips_sum / (double)n;
   return r;
 }
 

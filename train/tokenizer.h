@@ -17,6 +17,8 @@
 namespace nsvq {
 
 class FdFeatures;
+class FidFeatures;
+class LpipsMetric;
 
 class TokenizerModel {
  public:
@@ -91,13 +93,18 @@ struct EvalResult {
   int64_t images = 0;
   double utilization = 0, perplexity = 0, quant_error = 0, psnr = 0, ssim = 0;
   double fd_proxy = -1;  // < 0: not computed (no fd-net)
+  double rfid = -1;      // < 0: not computed (no InceptionV3-FID weights): JSON null
+  double lpips = -1;     // < 0: not computed (no LPIPS weights): JSON null
   std::vector<int64_t> counts;  // per code, over the evaluation set
   std::string json() const;     // one JSON object (without the counts)
 };
-// Evaluates the first n images of d (centre crops, batches of `batch`). fd: optional fd-net.
+// Evaluates the first n images of d (centre crops, batches of `batch`). fd: optional fd-net; fid:
+// optional InceptionV3-FID (rfid of the reconstructions against the originals); lpips: optional
+// LPIPS-VGG16 (mean distance of each original and its reconstruction).
 // recon: when not null, receives the first min(n, recon_n) originals and reconstructions interleaved
 // (original, reconstruction, ...) for a grid.
 EvalResult tokenizer_evaluate(TokenizerModel& m, const Dataset& d, int64_t n, int64_t batch, FdFeatures* fd = nullptr,
-                              std::vector<float>* recon = nullptr, int64_t recon_n = 32);
+                              std::vector<float>* recon = nullptr, int64_t recon_n = 32, FidFeatures* fid = nullptr,
+                              LpipsMetric* lpips = nullptr);
 
 }  // namespace nsvq

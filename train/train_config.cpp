@@ -121,6 +121,12 @@ const std::vector<TrainField>& train_fields() {
     L.f("disc-weight", &TrainConfig::disc_weight, "adaptive adversarial weight multiplier");
     L.i("disc-start", &TrainConfig::disc_start, "first step with the adversarial loss (-1: 30% of --steps)");
     L.f("weight-ema", &TrainConfig::weight_ema, "decay of an EMA of the generator weights used for evaluation (0: off)");
+    L.s("lpips-weights", &TrainConfig::lpips_weights,
+        "LPIPS-VGG16 weights (tools/convert-weights.py lpips): adds the perceptual loss; docs/metrics.md")
+        .added_later();
+    L.f("perceptual-weight", &TrainConfig::perceptual_weight,
+        "weight of the LPIPS perceptual loss (-1: 1.0 with --lpips-weights, as taming; else 0)")
+        .added_later();
     L.i("log-every", &TrainConfig::log_every, "steps between metrics.jsonl lines");
     L.i("drift-every", &TrainConfig::drift_every, "steps between encoder-drift probes");
     L.i("probe", &TrainConfig::probe, "fixed test images of the drift probe");
@@ -155,6 +161,8 @@ void train_config_resolve(TrainConfig& c, int64_t bpe) {
   need(c.log_every >= 1 && c.drift_every >= 1 && c.ckpt_every >= 1 && c.eval_batch >= 1,
        "--log-every, --drift-every, --ckpt-every and --eval-batch must be >= 1");
   need(c.probe >= 1 && c.eval_n >= 0, "--probe must be >= 1 and --eval-n >= 0");
+  if (c.perceptual_weight < 0) c.perceptual_weight = c.lpips_weights.empty() ? 0.0 : 1.0;
+  need(c.perceptual_weight == 0 || !c.lpips_weights.empty(), "--perceptual-weight needs --lpips-weights FILE");
   if (c.stage1 < 0) c.stage1 = c.is_nsvq() ? c.steps / 2 : c.steps;
   if (c.warmup < 0) c.warmup = c.is_nsvq() ? c.steps / 20 : 0;
   if (c.disc_start < 0) c.disc_start = (c.steps * 3) / 10;

@@ -37,6 +37,10 @@ struct TrainConfig {
   double lambda_adv = 0.1, disc_weight = 0.8;
   int64_t disc_start = -1;  // -1: 0.3 * steps
   double weight_ema = 0.0;  // > 0: keep an EMA of the generator weights, used for evaluation
+  // perceptual loss (method.md §5.2): LPIPS-VGG16 weights (tools/convert-weights.py lpips) and its
+  // weight w_p; -1: 1.0 (taming) when a file is given, else 0
+  std::string lpips_weights;
+  double perceptual_weight = -1;
   // logging, evaluation, checkpoints
   int64_t log_every = 50, drift_every = 250, probe = 256, eval_n = 10000, eval_batch = 100, ckpt_every = 1000;
   bool zstd = false;

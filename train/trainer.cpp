@@ -14,12 +14,14 @@
 #include <fstream>
 #include <sstream>
 #include "models/discriminator.h"
+#include "models/lpips.h"
 #include "models/json.h"
 #include "models/safetensors.h"
 #include "ops/optim.h"
 #include "train/atomic_file.h"
 #include "train/data.h"
 #include "train/fdnet.h"
+#include "train/fid_lpips.h"
 #include "train/image_io.h"
 #include "train/metrics.h"
 #include "train/plot.h"
@@ -52,13 +54,39 @@ bool is_encoder_param(const Tensor* t) {
   return t->name.rfind("encoder.", 0) == 0 || t->name.rfind("quant_conv.", 0) == 0;
 }
 
+// Milliseconds of one LPIPS forward + backward (the gradient reaching the reconstruction) at the
+// training batch, after a warm-up run: what the perceptual loss adds to each step.
+double time_lpips(const LpipsVgg& net, Backend* be, int64_t B, int64_t C, int64_t R) {
+  Graph g(be);
+  Tensor* a = g.input(DType::f32, {B, C, R, R}, "a");
+  Tensor* b = g.input(DType::f32, {B, C, R, R}, "b");
+  Tensor* gb = g.gradients({{mean(g, net.distance(g, a, b)), 1.0f}}, {b})[0];
+  g.mark_output(gb);
+  g.plan();
+  std::vector<float> va((size_t)(B * C * R * R)), vb(va.size());
+  for (size_t i = 0; i < va.size(); i++) {
+    va[i] = std::sin(0.37f * (float)i);
+    vb[i] = std::sin(0.41f * (float)i);
+  }
+  g.set_f32(a, va);
+  g.set_f32(b, vb);
+  double ms = 0;
+  for (int rep = 0; rep < 2; rep++) {
+    auto t0 = std::chrono::steady_clock::now();
+    g.compute();
+    g.get_f32(gb);
+    ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
+  return ms;
+}
+
 // One phase's step graph: generator forward, losses, backward, Adam; discriminator when adversarial.
 struct StepGraph {
   std::unique_ptr<Graph> g;
   Stage stage = Stage::stage1;
   bool adv = false;
   Tensor *x = nullptr, *xr = nullptr, *l_rec = nullptr, *l_adv = nullptr, *lam = nullptr, *l_g = nullptr;
-  Tensor *l_d = nullptr, *gn_g = nullptr, *gn_d = nullptr;
+  Tensor *l_d = nullptr, *gn_g = nullptr, *gn_d = nullptr, *l_perc = nullptr;
   QuantOut q;
 };
 
@@ -92,6 +120,8 @@ class Trainer {
   Dataset train_, test_;
   std::unique_ptr<TokenizerModel> model_;
   std::unique_ptr<NLayerDiscriminator> disc_;
+  std::unique_ptr<LpipsLoss> lpips_;  // the perceptual loss's network (its own Store: not checkpointed)
+  double perc_ms_ = -1;               // its forward + backward time per step, measured at setup
   std::unique_ptr<AdamW> opt_g_, opt_d_;
   std::unique_ptr<BatchLoader> loader_;
   StepGraph sg_;
@@ -125,6 +155,11 @@ void Trainer::setup() {
   train_config_resolve(cfg_, train_.size() / cfg_.batch);
 
   model_ = std::make_unique<TokenizerModel>(st_, cfg_);
+  if (cfg_.perceptual_weight > 0) {
+    cfg_.lpips_weights = fs::absolute(cfg_.lpips_weights).string();  // a resume from elsewhere finds it
+    lpips_ = std::make_unique<LpipsLoss>(cfg_.lpips_weights, be_);
+    perc_ms_ = time_lpips(*lpips_->net, be_, cfg_.batch, vc.in_channels, vc.resolution);
+  }
   disc_ = std::make_unique<NLayerDiscriminator>(st_, discriminator_preset(cfg_.model), (uint64_t)cfg_.seed + 7919);
   AdamConfig ac;
   ac.lr = (float)cfg_.lr;
@@ -174,14 +209,22 @@ void Trainer::build(Stage stage, bool adv) {
   sg_.q = model_->quantizer().build(g, z, true);
   sg_.xr = model_->autoencoder().decode(g, sg_.q.zq);
   sg_.l_rec = loss_l1(g, sg_.xr, sg_.x);
-  sg_.l_g = add(g, sg_.l_rec, sg_.q.loss);
+  // L_nll = L_rec + w_p * mean_b LPIPS(x_b, xr_b) (method.md §5.2)
+  std::vector<LossTerm> nll = {{sg_.l_rec, 1.0f}};
+  Tensor* l_nll = sg_.l_rec;
+  if (lpips_) {
+    sg_.l_perc = mean(g, lpips_->net->distance(g, sg_.x, sg_.xr));
+    nll.push_back({sg_.l_perc, (float)cfg_.perceptual_weight});
+    l_nll = add(g, l_nll, scale(g, sg_.l_perc, (float)cfg_.perceptual_weight));
+  }
+  sg_.l_g = add(g, l_nll, sg_.q.loss);
   if (adv) {
     Tensor* fake = disc_->forward(g, sg_.xr, true);
     sg_.l_adv = cfg_.gan_loss == "ns" ? non_saturating_g_loss(g, fake) : hinge_g_loss(g, fake);
     if (cfg_.adv == "adaptive") {
       // taming: disc_weight * clamp(|grad_WL L_nll| / (|grad_WL L_adv| + 1e-4), 0, 1e4), detached
       Tensor* WL = model_->autoencoder().last_layer_weight();
-      Tensor* gn = g.gradients({{sg_.l_rec, 1.0f}}, {WL})[0];
+      Tensor* gn = g.gradients(nll, {WL})[0];
       Tensor* ga = g.gradients({{sg_.l_adv, 1.0f}}, {WL})[0];
       Tensor* ratio = div(g, sqrt(g, sum_sq(g, gn)), unary(g, sqrt(g, sum_sq(g, ga)), UN_AFFINE, 1.0f, 1e-4f));
       sg_.lam = detach(g, scale(g, clamp(g, ratio, 0.0f, 1e4f), (float)cfg_.disc_weight));
@@ -192,7 +235,7 @@ void Trainer::build(Stage stage, bool adv) {
     sg_.l_g = add(g, sg_.l_g, mul(g, sg_.lam, sg_.l_adv));
     sg_.l_d = hinge_d_loss(g, disc_->forward(g, sg_.x, true), disc_->forward(g, detach(g, sg_.xr), true));
   }
-  for (Tensor* l : {sg_.l_rec, sg_.l_g, sg_.l_adv, sg_.l_d})
+  for (Tensor* l : {sg_.l_rec, sg_.l_g, sg_.l_adv, sg_.l_d, sg_.l_perc})
     if (l) g.mark_loss(l);
   g.backward({{sg_.l_g, 1.0f}}, GROUP_GENERATOR);
   if (adv) g.backward({{sg_.l_d, 1.0f}}, GROUP_DISCRIMINATOR);
@@ -405,6 +448,9 @@ int Trainer::run() {
            (long long)cfg_.batch, cfg_.data.c_str(), (long long)cfg_.stage1, (long long)cfg_.warmup,
            (long long)cfg_.disc_start, opt_.out.c_str());
   if (!resume_path.empty() && !opt_.quiet) printf("train: resumed %s at step %lld\n", resume_path.c_str(), (long long)step_);
+  if (lpips_ && !opt_.quiet)
+    printf("train: perceptual loss LPIPS-VGG16 x %g (%s): its forward + backward at batch %lld takes %.0f ms per step\n",
+           cfg_.perceptual_weight, cfg_.lpips_weights.c_str(), (long long)cfg_.batch, perc_ms_);
   fflush(stdout);
 
   StopSignals signals;
@@ -495,6 +541,10 @@ int Trainer::run() {
       auto num = [&](const char* k, double v) { j += std::string(", \"") + k + "\": " + json_number(v); };
       num("loss_g", l_g);
       num("rec", g.get_scalar(sg_.l_rec));
+      if (sg_.l_perc) {
+        num("perc", g.get_scalar(sg_.l_perc));
+        num("perc_ms", perc_ms_);
+      }
       num("vq", g.get_scalar(sg_.q.loss));
       if (sg_.q.dense_loss) num("dense", g.get_scalar(sg_.q.dense_loss));
       if (sg_.q.codebook_loss) num("codebook", g.get_scalar(sg_.q.codebook_loss));
@@ -556,7 +606,9 @@ int Trainer::run() {
     std::vector<float> recon;
     std::unique_ptr<FdFeatures> fd;
     if (!opt_.fd_net.empty()) fd = std::make_unique<FdFeatures>(opt_.fd_net, be_);
-    EvalResult r = tokenizer_evaluate(*model_, test_, cfg_.eval_n, cfg_.eval_batch, fd.get(), &recon, 32);
+    std::unique_ptr<LpipsMetric> lm;
+    if (lpips_) lm = std::make_unique<LpipsMetric>(cfg_.lpips_weights, be_);
+    EvalResult r = tokenizer_evaluate(*model_, test_, cfg_.eval_n, cfg_.eval_batch, fd.get(), &recon, 32, nullptr, lm.get());
     for (size_t i = 0; i < ema_.size(); i++) st_.upload_f32(ema_[i].first, backup[i]);
     model_->drop_graphs();
     last_eval_ = r.json();
@@ -577,7 +629,9 @@ int Trainer::run() {
     if (!opt_.quiet)
       printf("eval: %lld test images: utilization %.4f, perplexity %.1f, quant_error %.4g, PSNR %.2f dB, SSIM %.4f%s\n",
              (long long)r.images, r.utilization, r.perplexity, r.quant_error, r.psnr, r.ssim,
-             r.fd_proxy >= 0 ? (", fd_proxy " + std::to_string(r.fd_proxy)).c_str() : "");
+             (std::string(r.fd_proxy >= 0 ? ", fd_proxy " + std::to_string(r.fd_proxy) : "") +
+              (r.lpips >= 0 ? ", LPIPS " + std::to_string(r.lpips) : ""))
+                 .c_str());
   }
   final_outputs();
   if (!opt_.quiet) {

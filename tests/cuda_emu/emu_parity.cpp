@@ -260,6 +260,32 @@ static int parity_main() {
         [](Graph& g, auto& x) { return attention(g, x[0], x[1], x[2]); });
   check("attention [1,1,5,63] x [1,1,33,63|7]", {{{1, 1, 5, 63}}, {{1, 1, 33, 63}}, {{1, 1, 33, 7}}},
         [](Graph& g, auto& x) { return attention(g, x[0], x[1], x[2], 0.3f); });
+  // ---------------- pooling and resizing: the same float operations in the same order, so bitwise
+  // equal (tol 0); ties exercise the first-maximum rule of the forward and of the gradient gather
+  check("max_pool2d [2,3,9,11] k2 s2 p0 ties (+ grad gather)", {{{2, 3, 9, 11}, DType::f32, 0, 1, true, true}},
+        [](Graph& g, auto& x) { return max_pool2d(g, x[0], 2, 2, 0); }, true, 0.0f);
+  check("max_pool2d [2,3,9,11] k3 s2 p1 ties (+ grad gather)", {{{2, 3, 9, 11}, DType::f32, 0, 1, true, true}},
+        [](Graph& g, auto& x) { return max_pool2d(g, x[0], 3, 2, 1); }, true, 0.0f);
+  check("max_pool2d [1,4,13,10] k3 s1 p1 (+ grad gather)", {{{1, 4, 13, 10}}},
+        [](Graph& g, auto& x) { return max_pool2d(g, x[0], 3, 1, 1); }, true, 0.0f);
+  check("max_pool2d [1,2,6,150] k3 s1 p1 ties (CPU argmax chunks)", {{{1, 2, 6, 150}, DType::f32, 0, 1, true, true}},
+        [](Graph& g, auto& x) { return max_pool2d(g, x[0], 3, 1, 1); }, true, 0.0f);
+  check("max_pool2d [1,2,7,8] k4 s3 p2 (generic geometry)", {{{1, 2, 7, 8}}},
+        [](Graph& g, auto& x) { return max_pool2d(g, x[0], 4, 3, 2); }, true, 0.0f);
+  check("avg_pool2d [2,3,17,15] k3 s1 p1 no pad count (+ grad gather)", {{{2, 3, 17, 15}}},
+        [](Graph& g, auto& x) { return avg_pool2d(g, x[0], 3, 1, 1, false); }, true, 0.0f);
+  check("avg_pool2d [2,3,17,15] k3 s2 p1 count_include_pad (+ grad gather)", {{{2, 3, 17, 15}}},
+        [](Graph& g, auto& x) { return avg_pool2d(g, x[0], 3, 2, 1, true); }, true, 0.0f);
+  check("avg_pool2d [1,2,8,8] k2 s2 p0 (+ grad gather)", {{{1, 2, 8, 8}}},
+        [](Graph& g, auto& x) { return avg_pool2d(g, x[0], 2, 2, 0); }, true, 0.0f);
+  check("avg_pool2d [2,1,9,10] k5 s2 p2 count_include_pad (+ grad gather)", {{{2, 1, 9, 10}}},
+        [](Graph& g, auto& x) { return avg_pool2d(g, x[0], 5, 2, 2, true); }, true, 0.0f);
+  check("resize_bilinear [2,3,32,32] -> 299x299", {{{2, 3, 32, 32}}},
+        [](Graph& g, auto& x) { return resize_bilinear(g, x[0], 299, 299); }, false, 0.0f);
+  check("resize_bilinear [1,2,13,11] -> 4x6 (down)", {{{1, 2, 13, 11}}},
+        [](Graph& g, auto& x) { return resize_bilinear(g, x[0], 4, 6); }, false, 0.0f);
+  check("resize_bilinear [1,2,7,9] -> 7x20 (rows kept)", {{{1, 2, 7, 9}}},
+        [](Graph& g, auto& x) { return resize_bilinear(g, x[0], 7, 20); }, false, 0.0f);
   // ---------------- random and adamw
   {
     auto rnd = [](int kind) {

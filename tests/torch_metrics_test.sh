@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# tests/torch_metrics_test.sh — rFID and LPIPS against PyTorch: tests/torch_metrics.py fills pytorch-fid's
+# InceptionV3 and lpips's LPIPS-VGG16 with deterministic formula weights, saved as the upstream .pth files
+# are laid out; tools/convert-weights.py converts them (and must refuse broken files with one line); then
+# `nsvq fid --save-features` (pool3 features, FID) and `nsvq lpips` (per-pair distances) on PNG sets are
+# compared with PyTorch. Skipped (exit 77) without Debian's python3-torch, python3-torchvision and
+# python3-scipy. Usage: torch_metrics_test.sh NSVQ
+set -u
+nsvq=${1:?usage: torch_metrics_test.sh NSVQ}
+PY=/usr/bin/python3
+if ! $PY -c 'import torch, torchvision, scipy' 2>/dev/null; then
+  echo "torch_metrics: skipped (needs /usr/bin/python3 with torch, torchvision and scipy:" \
+       "apt-get install python3-torch python3-torchvision python3-scipy)"
+  exit 77
+fi
+. "$(dirname "$0")/cli_lib.sh"
+export OMP_WAIT_POLICY=passive
+helper="$(dirname "$0")/torch_metrics.py"
+conv="$(dirname "$0")/../tools/convert-weights.py"
+w=$tmp/w
+
+# ---- the converter (PyTorch only)
+run_ok "formula weights (.pth), images" $PY "$helper" prepare "$tmp"
+run_ok "convert inception" $PY "$conv" inception "$w/pt_inception.pth" "$w/inception.safetensors"
+run_ok "convert inception (no num_batches_tracked)" \
+  $PY "$conv" inception "$w/nobt/pt_inception.pth" "$w/nobt/inception.safetensors"
+check "the same file either way" cmp -s "$w/inception.safetensors" "$w/nobt/inception.safetensors"
+run_ok "convert lpips" $PY "$conv" lpips "$w/vgg16.pth" "$w/lpips_vgg.pth" "$w/lpips.safetensors"
+run_ok "converted = formula weights" $PY "$helper" verify "$w/inception.safetensors" "$w/lpips.safetensors"
+cat "$tmp/out"
+expect_fail "missing key" "missing key 'Mixed_6b.branch7x7_2.bn.running_var'" \
+  $PY "$conv" inception "$w/bad_missing.pth" "$w/bad.safetensors"
+expect_fail "unexpected key" "unexpected key 'Mixed_5b.branch1x1.conv.num_batches_tracked'" \
+  $PY "$conv" inception "$w/bad_bt.pth" "$w/bad.safetensors"
+expect_fail "mis-shaped lin" "'lin3.model.1.weight' has shape \[1, 256, 1, 1\], expected \[1, 512, 1, 1\]" \
+  $PY "$conv" lpips "$w/vgg16.pth" "$w/bad_lin.pth" "$w/bad.safetensors"
+check "no output after the failures" test ! -e "$w/bad.safetensors"
+check "no temporary files left" test -z "$(ls -A "$w" | grep '\.tmp$')"
+
+# ---- nsvq against PyTorch (needs nsvq's fid and lpips commands; each comparison runs when its command ran)
+f0=$fail
+run_ok "nsvq fid" "$nsvq" fid --fid-weights "$w/inception.safetensors" "$tmp/img/a" "$tmp/img/b" --json \
+  --save-features "$tmp/features.safetensors"
+if [ "$fail" -eq "$f0" ]; then
+  cp "$tmp/out" "$tmp/fid.json"
+  run_ok "fid vs PyTorch" $PY "$helper" fid "$w/pt_inception.pth" "$tmp/img/a" "$tmp/img/b" \
+    "$tmp/features.safetensors" "$tmp/fid.json"
+  cat "$tmp/out"
+fi
+f0=$fail
+run_ok "nsvq lpips" "$nsvq" lpips --lpips-weights "$w/lpips.safetensors" "$tmp/img/a" "$tmp/img/b" --json
+if [ "$fail" -eq "$f0" ]; then
+  cp "$tmp/out" "$tmp/lpips.json"
+  run_ok "lpips vs PyTorch" $PY "$helper" lpips "$w/vgg16.pth" "$w/lpips_vgg.pth" "$tmp/img/a" "$tmp/img/b" \
+    "$tmp/lpips.json"
+  cat "$tmp/out"
+fi
+echo "torch_metrics: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
