@@ -55,5 +55,25 @@ if [ "$fail" -eq "$f0" ]; then
     "$tmp/lpips.json"
   cat "$tmp/out"
 fi
+
+# ---- the metrics and the perceptual loss end to end, on the converted files
+inc=$w/inception.safetensors lp=$w/lpips.safetensors
+run_ok "train with the perceptual loss" "$nsvq" train --preset quickstart -q --batch 4 --steps 2 --codes 32 \
+  --eval-n 8 --eval-batch 8 --probe 8 --drift-every 100 --lpips-weights "$lp" --out "$tmp/run"
+check "perceptual loss and its cost logged" grep -q '"perc": [0-9].*"perc_ms": [0-9]' "$tmp/run/metrics.jsonl"
+check "the final evaluation has lpips" grep -q '"rfid": null, "lpips": [0-9]' "$tmp/run/eval.json"
+ck=$tmp/run/checkpoint.safetensors
+expect_ok "eval with both weights" '"rfid": [0-9].*"lpips": [0-9]' \
+  "$nsvq" eval -m "$ck" --n 8 --batch 4 --fid-weights "$inc" --lpips-weights "$lp" --json
+expect_ok "eval without them: unavailable" '"rfid": null, "lpips": null' "$nsvq" eval -m "$ck" --n 4 --json
+expect_ok "eval text output" 'rFID unavailable (no --fid-weights' "$nsvq" eval -m "$ck" --n 4
+expect_fail "eval with the wrong file" "--fid-weights .*not a nsvq-inception-fid weights file" \
+  "$nsvq" eval -m "$ck" --n 4 --fid-weights "$lp"
+mkdir -p "$tmp/empty"
+expect_fail "fid of a folder without images" "no image files" "$nsvq" fid --fid-weights "$inc" "$tmp/empty" "$tmp/img/b"
+expect_fail "fid of one image" "fid: needs at least 2 images" \
+  "$nsvq" fid --fid-weights "$inc" "$(ls "$tmp"/img/a/*.png | head -1)" "$tmp/img/b"
+expect_fail "fid without weights" "--fid-weights FILE is required" "$nsvq" fid "$tmp/img/a" "$tmp/img/b"
+expect_fail "lpips without a counterpart" "has no counterpart" "$nsvq" lpips --lpips-weights "$lp" "$tmp/img/a" "$tmp/empty"
 echo "torch_metrics: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
