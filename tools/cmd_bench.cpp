@@ -288,7 +288,7 @@ int bench_conv(int argc, char** argv, int first) {
 }  // namespace
 
 int cmd_bench(int argc, char** argv, int first) {
-  if (first >= argc) fail("bench needs a target: gemm | ops | conv | vq | model | tokenize | train-step | dit-step (see nsvq bench gemm --help)");
+  if (first >= argc) fail("bench needs a target: gemm | ops | conv | vq | model | tokenize | train-step | dit-step | metrics (see nsvq bench gemm --help)");
   std::string what = argv[first];
   // first line: the kernels in use (with --json a JSON object of its own, without "name")
   bool json = false, help = false;
@@ -299,7 +299,8 @@ int cmd_bench(int argc, char** argv, int first) {
   using bench_fn = int (*)(int, char**, int);
   const std::pair<const char*, bench_fn> targets[] = {
       {"gemm", bench_gemm},   {"ops", bench_ops},          {"conv", bench_conv},   {"train-step", bench_train_step},
-      {"dit-step", bench_dit_step}, {"model", bench_model}, {"vq", bench_vq}, {"tokenize", bench_tokenize}};
+      {"dit-step", bench_dit_step}, {"model", bench_model}, {"vq", bench_vq}, {"tokenize", bench_tokenize},
+      {"metrics", bench_metrics}};
   for (const auto& [name, run] : targets) {
     if (what != name) continue;
     if (!help) {
@@ -312,7 +313,7 @@ int cmd_bench(int argc, char** argv, int first) {
     }
     return run(argc, argv, first + 1);
   }
-  fail("unknown benchmark '%s' (expected gemm, ops, conv, vq, model, tokenize, train-step or dit-step)", what.c_str());
+  fail("unknown benchmark '%s' (expected gemm, ops, conv, vq, model, tokenize, train-step, dit-step or metrics)", what.c_str());
 }
 
 }  // namespace nsvq

@@ -27,4 +27,5 @@ int bench_train_step(int argc, char** argv, int first);
 int bench_dit_step(int argc, char** argv, int first);
 int bench_model(int argc, char** argv, int first);
 int bench_tokenize(int argc, char** argv, int first);
+int bench_metrics(int argc, char** argv, int first);
 }  // namespace nsvq

@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/need-packages.sh
 need_packages setup cmake g++ make pkg-config libstb-dev doctest-dev libzstd-dev zlib1g-dev dataset-fashion-mnist
+# where Debian's PyTorch is installed, the rFID / LPIPS parity test (tests/torch_metrics_test.sh) also needs
+# torchvision (InceptionV3, VGG16) and scipy (pytorch-fid's sqrtm); without PyTorch that test skips
+if dpkg-query -W -f='${Status}' python3-torch 2>/dev/null | grep -q "install ok installed"; then
+  need_packages setup python3-torchvision python3-scipy
+fi
 build=${NSVQ_BUILD_DIR:-build}
 if [ ! -f "$build/CMakeCache.txt" ] || [ $# -gt 0 ]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
