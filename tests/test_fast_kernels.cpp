@@ -307,3 +307,49 @@ TEST_CASE("conv2d backward: the input gradient through the forward kernel, the w
     CHECK(worst_x < 2e-6);
   }
 }
+
+TEST_CASE("conv2d: images with small outputs, grouped into one product, give bitwise the per-image results") {
+  // (N, C, H, W, O, k, stride, pad): 4x4 outputs of 3x3 convs (VGG16's deep layers at 32 px), 1x1, stride 2
+  struct G {
+    int64_t N, C, H, W, O, k, s, p;
+  };
+  for (const G& c : {G{6, 64, 4, 4, 96, 3, 1, 1}, G{5, 32, 3, 3, 48, 1, 1, 0}, G{4, 16, 7, 7, 24, 3, 2, 1},
+                     G{3, 520, 2, 2, 520, 3, 1, 1}}) {
+    Rng r(9, (uint32_t)c.C);
+    auto vec = [&](int64_t n) {
+      std::vector<float> v((size_t)n);
+      for (float& x : v) x = 2.0f * r.uniform() - 1.0f;
+      return v;
+    };
+    const int64_t per = c.C * c.H * c.W;
+    std::vector<float> xv = vec(c.N * per), wv = vec(c.O * c.C * c.k * c.k), bv = vec(c.O);
+    Store st(backend_cpu());
+    Tensor* w = st.add("w", DType::f32, {c.O, c.C, c.k, c.k});
+    Tensor* b = st.add("b", DType::f32, {c.O});
+    st.upload_f32(w, wv);
+    st.upload_f32(b, bv);
+    // y and dL/dx for L = sum(y * y) / 2 of n images starting at image n0
+    auto run = [&](int64_t n0, int64_t n, std::vector<float>& y, std::vector<float>& dx) {
+      Graph g(backend_cpu());
+      Tensor* x = g.input(DType::f32, {n, c.C, c.H, c.W}, "x");
+      Tensor* yt = conv2d(g, x, w, b, (int)c.s, (int)c.p);
+      Tensor* gx = g.gradients({{scale(g, sum_sq(g, yt), 0.5f), 1.0f}}, {x})[0];
+      g.mark_output(yt);
+      g.mark_output(gx);
+      g.plan();
+      g.set_f32(x, std::vector<float>(xv.begin() + n0 * per, xv.begin() + (n0 + n) * per));
+      g.compute();
+      y = g.get_f32(yt);
+      dx = g.get_f32(gx);
+    };
+    std::vector<float> y, dx, yi, dxi;
+    run(0, c.N, y, dx);
+    const size_t py = y.size() / (size_t)c.N;
+    for (int64_t n = 0; n < c.N; n++) {
+      run(n, 1, yi, dxi);
+      CHECK_MESSAGE(std::memcmp(yi.data(), y.data() + n * py, py * sizeof(float)) == 0, "forward, C ", c.C, " image ", n);
+      CHECK_MESSAGE(std::memcmp(dxi.data(), dx.data() + n * per, (size_t)per * sizeof(float)) == 0, "input gradient, C ",
+                    c.C, " image ", n);
+    }
+  }
+}
