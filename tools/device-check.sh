@@ -175,6 +175,8 @@ if [ -x "$BIN/nsvq" ]; then
     step "vq-d$d" 90 sh -c "\"$BIN/nsvq\" bench vq --n 2048 --codes 65536 --dim $d --device cuda --json | tee -a $BJ"
     step "gemm-d$d" 60 sh -c "\"$BIN/nsvq\" bench gemm --m 2048 --n 65536 --k $d --tb --device cuda --json | tee -a $BJ"
   done
+  step metrics-cuda 90 sh -c "\"$BIN/nsvq\" bench metrics --batch 32 --size 32 --device cuda --json | tee -a $BJ"
+  step torch-metrics 120 sh -c "python3 tools/bench/torch_metrics.py --batch 32 --size 32 --device cuda | tee -a $BJ"
   step conv-cuda 60 sh -c "\"$BIN/nsvq\" bench conv --batch 64 --cin 64 --cout 64 --hw 32 --device cuda --json | tee -a $BJ"
   [ "${NSVQ_TORCH_COMPILE:-0}" = 1 ] &&
     step torch-compile 240 sh -c "python3 tools/bench/torch_train_step.py --device cuda --preset cifar10 --batch 256 --reps 20 --compile | tee -a $BJ"

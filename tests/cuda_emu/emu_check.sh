@@ -2,7 +2,7 @@
 # tests/cuda_emu/emu_check.sh — runs the CUDA backend's own code (engine/cuda/*.cu, ops/cuda/*.cu) on
 # the CPU through the emulator in tests/cuda_emu/cuda_emu.h, for machines without a GPU (nvcc is
 # still needed: the CPU objects come from a CUDA-enabled CMake build, compiled with NSVQ_CUDA=1).
-#   1. builds nsvq_lib and the nsvq_tests objects in BUILD (default build-cudaemu, sm_90 only);
+#   1. builds the library objects (nsvq_obj) and the nsvq_tests objects in BUILD (default build-cudaemu, sm_90 only);
 #   2. rewrites each .cu for the emulator (kernel<<<cfg>>>(args) -> emu::launch(...), extern
 #      __shared__ arrays -> the launch's buffer) and compiles it with g++;
 #   3. links emu_parity (tests/cuda_emu/emu_parity.cpp) and emu_tests (the doctest suite, whose
@@ -23,11 +23,11 @@ mkdir -p "$OUTD"/fake "$OUTD"/src "$OUTD"/obj
 if [ ! -f "$B/CMakeCache.txt" ]; then
   cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DNSVQ_TESTS=ON >/dev/null
 fi
-if ! grep -q 'NSVQ_CUDA=1' "$B/CMakeFiles/nsvq_lib.dir/flags.make" 2>/dev/null; then
+if ! grep -q 'NSVQ_CUDA=1' "$B/CMakeFiles/nsvq_obj.dir/flags.make" 2>/dev/null; then
   echo "emu_check: $B is not a CUDA-enabled build (nvcc not found by CMake?)" >&2
   exit 1
 fi
-cmake --build "$B" --target nsvq_lib -j "$JOBS"
+cmake --build "$B" --target nsvq_obj -j "$JOBS"
 cmake --build "$B" --target nsvq_tests -j "$JOBS" >/dev/null 2>&1 || echo "emu_check: nsvq_tests did not link; using its objects"
 
 # ---- rewrite the CUDA sources for the emulator
@@ -69,7 +69,7 @@ done
 g++ $CXXF -I"$ROOT" -c "$ROOT/tests/cuda_emu/emu_parity.cpp" -o "$OUTD/emu_parity.o"
 
 # ---- link against the CPU objects of the CUDA-enabled build (its real CUDA objects left out)
-CPUOBJS=$(find "$B/CMakeFiles/nsvq_lib.dir" -name '*.o' ! -name '*.cu.o' ! -name 'cmake_device_link.o' | sort)
+CPUOBJS=$(find "$B/CMakeFiles/nsvq_obj.dir" -name '*.o' ! -name '*.cu.o' ! -name 'cmake_device_link.o' | sort)
 TESTOBJS=$(find "$B/CMakeFiles/nsvq_tests.dir" -name '*.o' | sort)
 LIBS="-fopenmp -lzstd -lz -lstb"
 g++ $SAN -o "$OUTD/emu_parity" "$OUTD/emu_parity.o" "$OUTD"/obj/*.o $CPUOBJS $LIBS
