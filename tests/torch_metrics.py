@@ -49,6 +49,9 @@ from torchvision.models import inception as tvi
 torch.set_num_threads(2)
 torch.set_grad_enabled(False)
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from torch_vqgan import read_safetensors  # noqa: E402  (F32 / I32 tensors and the metadata)
+
 try:
     from PIL import Image
 except ImportError:  # torchvision.io instead
@@ -331,21 +334,6 @@ def lpips_state_dicts():
 
 
 # ---- files
-def read_safetensors(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    data = raw[8 + n:]
-    out = {}
-    for name, e in header.items():
-        b, end = e["data_offsets"]
-        if e["dtype"] != "F32":
-            fail("%s: '%s' is %s, expected F32" % (path, name, e["dtype"]))
-        out[name] = torch.from_numpy(np.frombuffer(data[b:end], dtype="<f4").astype(np.float32)).reshape(e["shape"])
-    return out, meta, n
-
-
 def read_rgb(path):
     """uint8 [3, H, W]; gray replicated to RGB as PIL's convert('RGB') does."""
     if Image is not None:
@@ -419,7 +407,8 @@ def cmd_verify(inc_path, lp_path):
     for path, shapes, fmt, src in [
             (inc_path, inception_converted_shapes(), "nsvq-inception-fid", "pt_inception.pth"),
             (lp_path, lpips_converted_shapes(), "nsvq-lpips-vgg", "vgg16.pth + lpips_vgg.pth")]:
-        got, meta, hlen = read_safetensors(path)
+        got, meta = read_safetensors(path)
+        hlen = struct.unpack("<Q", open(path, "rb").read(8))[0]
         if hlen % 8:
             fail("%s: header length %d is not a multiple of 8" % (path, hlen))
         if meta != {"format": fmt, "source": src}:
@@ -512,7 +501,7 @@ def cmd_fid(pth, a_dir, b_dir, feat_path, json_path):
     net = InceptionPool3(sd)
     fa, fb = torch_features(net, a_dir), torch_features(net, b_dir)
     t_feat = time.time() - t0
-    got, _, _ = read_safetensors(feat_path)
+    got, _ = read_safetensors(feat_path)
     ok = True
     for key, ref in (("a", fa), ("b", fb)):
         if key not in got:
