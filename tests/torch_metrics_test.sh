@@ -3,8 +3,9 @@
 # InceptionV3 and lpips's LPIPS-VGG16 with deterministic formula weights, saved as the upstream .pth files
 # are laid out; tools/convert-weights.py converts them (and must refuse broken files with one line); then
 # `nsvq fid --save-features` (pool3 features, FID) and `nsvq lpips` (per-pair distances) on PNG sets are
-# compared with PyTorch. Skipped (exit 77) without Debian's python3-torch, python3-torchvision and
-# python3-scipy. Usage: torch_metrics_test.sh NSVQ
+# compared with PyTorch; then, on the converted files, a training run with the perceptual loss, `nsvq eval`
+# with and without the weights, `eval-gen --fid-weights`, and the commands' errors. Skipped (exit 77)
+# without Debian's python3-torch, python3-torchvision and python3-scipy. Usage: torch_metrics_test.sh NSVQ
 set -u
 nsvq=${1:?usage: torch_metrics_test.sh NSVQ}
 PY=/usr/bin/python3
@@ -69,6 +70,10 @@ expect_ok "eval without them: unavailable" '"rfid": null, "lpips": null' "$nsvq"
 expect_ok "eval text output" 'rFID unavailable (no --fid-weights' "$nsvq" eval -m "$ck" --n 4
 expect_fail "eval with the wrong file" "--fid-weights .*not a nsvq-inception-fid weights file" \
   "$nsvq" eval -m "$ck" --n 4 --fid-weights "$lp"
+run_ok "a small latent-diffusion model" "$nsvq" ldm-train -m "$ck" --n-train 300 --batch 16 --steps 2 --preview 0 -q \
+  --out "$tmp/ldm"
+expect_ok "eval-gen with FID only" '"fd_proxy_guided": null, "fd_proxy_unguided": null, "fid_guided": [0-9].*"fid_unguided": [0-9]' \
+  "$nsvq" eval-gen -m "$tmp/ldm/checkpoint.safetensors" --fid-weights "$inc" --n 20 --steps 2 --json
 mkdir -p "$tmp/empty"
 expect_fail "fid of a folder without images" "no image files" "$nsvq" fid --fid-weights "$inc" "$tmp/empty" "$tmp/img/b"
 expect_fail "fid of one image" "fid: needs at least 2 images" \
