@@ -264,6 +264,20 @@ TEST_CASE("trainer: the perceptual loss trains, logs its value and cost, is not 
   CHECK(std::atof(ev.c_str() + lp + 9) > 0);
   SafetensorsFile ck = safetensors_open(o.out + "/checkpoint.safetensors");
   for (const SafetensorsEntry& e : ck.entries) CHECK_MESSAGE(e.name.rfind("lpips.", 0) != 0, e.name);
+  // stopped after a step and resumed (the weights file read again from the stored path): bitwise the same run
+  const std::string full = o.out;
+  o.out = temp_path("run-resumed");
+  o.stop_after = 1;
+  REQUIRE(train_run(c, o, be) == 0);
+  o.stop_after = -1;
+  o.resume = true;
+  REQUIRE(train_run(c, o, be) == 0);
+  auto bytes = [](const std::string& f) {
+    std::ifstream i(f, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(i), std::istreambuf_iterator<char>());
+  };
+  CHECK(bytes(full + "/checkpoint.safetensors") == bytes(o.out + "/checkpoint.safetensors"));
+  o.resume = false;
   // a perceptual weight without the network is refused
   TrainConfig bad = train_preset("quickstart");
   bad.perceptual_weight = 0.5;

@@ -14,8 +14,8 @@
 #include <fstream>
 #include <sstream>
 #include "models/discriminator.h"
-#include "models/lpips.h"
 #include "models/json.h"
+#include "models/lpips.h"
 #include "models/safetensors.h"
 #include "ops/optim.h"
 #include "train/atomic_file.h"
@@ -541,10 +541,7 @@ int Trainer::run() {
       auto num = [&](const char* k, double v) { j += std::string(", \"") + k + "\": " + json_number(v); };
       num("loss_g", l_g);
       num("rec", g.get_scalar(sg_.l_rec));
-      if (sg_.l_perc) {
-        num("perc", g.get_scalar(sg_.l_perc));
-        num("perc_ms", perc_ms_);
-      }
+      if (sg_.l_perc) num("perc", g.get_scalar(sg_.l_perc));
       num("vq", g.get_scalar(sg_.q.loss));
       if (sg_.q.dense_loss) num("dense", g.get_scalar(sg_.q.dense_loss));
       if (sg_.q.codebook_loss) num("codebook", g.get_scalar(sg_.q.codebook_loss));
@@ -564,6 +561,7 @@ int Trainer::run() {
       if (qs.replaced >= 0) num("replaced", qs.replaced);
       num("lr", cfg_.lr);
       num("ms_per_step", ms_step);
+      if (sg_.l_perc) num("perc_ms", perc_ms_);  // timings last: a comparison of runs can cut them off
       num("img_per_s", cfg_.batch * 1000.0 / ms_step);
       BatchLoader::Pos p = loader_->position();
       num("epoch", (double)p.epoch + (double)p.index / (double)train_.size());
