@@ -17,7 +17,7 @@ T="train --preset quickstart -q --batch 8 --steps 24 --eval-n 0 --drift-every 6 
 run_ok "train a" "$nsvq" $T --out "$tmp/a"
 run_ok "train b part 1" "$nsvq" $T --out "$tmp/b" --stop-after 7
 run_ok "train b part 2" "$nsvq" train --out "$tmp/b" --resume -q --stop-after 9
-run_ok "train b part 3" "$nsvq" train --out "$tmp/b" --resume -q
+run_ok "train b part 3: the same command again, with --resume" "$nsvq" $T --out "$tmp/b" --resume
 check "resume is bitwise exact" cmp -s "$tmp/a/checkpoint.safetensors" "$tmp/b/checkpoint.safetensors"
 check "previous checkpoint kept" test -s "$tmp/a/checkpoint.prev.safetensors"
 check "metrics lines identical but timing" diff <(sed 's/"ms_per_step.*//' "$tmp/a/metrics.jsonl") \
@@ -27,11 +27,12 @@ check "stage events logged" grep -q '"event": "warmup"' "$tmp/a/metrics.jsonl"
 check "drift logged" grep -q '"drift":' "$tmp/a/metrics.jsonl"
 
 # ---- zstd checkpoints resume too
-run_ok "train zstd 1" "$nsvq" $T --steps 8 --zstd on --out "$tmp/z1"
-run_ok "train zstd 2a" "$nsvq" $T --steps 8 --zstd on --out "$tmp/z2" --stop-after 3
+run_ok "train zstd 1" "$nsvq" $T --steps 8 --zstd on --drift-every 0 --out "$tmp/z1"
+run_ok "train zstd 2a" "$nsvq" $T --steps 8 --zstd on --drift-every 0 --out "$tmp/z2" --stop-after 3
 run_ok "train zstd 2b" "$nsvq" train --out "$tmp/z2" --resume -q
 check "zstd resume is bitwise exact" cmp -s "$tmp/z1/checkpoint.safetensors.zst" "$tmp/z2/checkpoint.safetensors.zst"
 expect_ok "info on zstd" "step: 8" "$nsvq" info -m "$tmp/z1/checkpoint.safetensors.zst"
+check "--drift-every 0: no probe" test -z "$(grep '"probe": {' "$tmp/z1/metrics.jsonl")"
 
 # ---- every quantizer trains and evaluates; a final evaluation writes its pictures
 for q in vq vq-l2 ema simvq nsvq; do
@@ -121,7 +122,8 @@ check "no token file for a corrupt image" test ! -e "$tmp/y.nsvqt"
 expect_fail "recon png is the wrong size" "the model takes 32x32" "$nsvq" reconstruct -m "$M" "$tmp/q-nsvq/recon.png" -o "$tmp/r.png"
 expect_fail "existing run" "already holds a run" "$nsvq" $T --out "$tmp/a"
 expect_fail "resume nothing" "no checkpoint" "$nsvq" train --resume --out "$tmp/empty"
-expect_fail "resume with another lr" "cannot be given" "$nsvq" train --resume --out "$tmp/a" --lr 1
+expect_fail "resume with another lr and codes" "started with other values: --codes 32 (stored: 64), --lr 1 (stored: 0.0002)" \
+  "$nsvq" train --resume --out "$tmp/a" --lr 1 --codes 32
 expect_fail "resume beyond steps" "beyond --steps" "$nsvq" train --resume --out "$tmp/a" --steps 10
 expect_fail "unknown quantizer" "unknown quantizer" "$nsvq" train --quantizer pq --out "$tmp/pq"
 expect_fail "unknown preset" "unknown preset" "$nsvq" train --preset mnist

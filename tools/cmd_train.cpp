@@ -36,11 +36,9 @@ int cmd_train(int argc, char** argv, int first) {
   o.fd_net = a.str("fd-net");
   o.stop_after = a.i64("stop-after");
   TrainConfig cfg = def;
-  if (o.resume) {
+  if (o.resume) {  // the stored config continues; options equal to it may be repeated (checked by the trainer)
     for (const TrainField& f : train_fields())
-      if (a.given(f.name) && f.name != "steps")
-        fail("nsvq train: --resume continues the stored config; --%s cannot be given with it (only --steps)",
-             f.name.c_str());
+      if (a.given(f.name) && f.name != "steps") o.resume_given.push_back({f.name, a.str(f.name)});
     o.steps_given = a.given("steps");
     if (!a.given("out")) fail("nsvq train: --resume needs --out DIR (the run to continue)");
   }

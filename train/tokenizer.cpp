@@ -83,7 +83,7 @@ static void copy_out(const std::vector<T>& v, T* dst) {
 }
 
 void TokenizerModel::reconstruct(const float* x, int64_t B, float* xr, int32_t* idx, float* z_e, double* qerr) {
-  Runner& r = runner(MODE_RECON, B);
+  Runner& r = runner(xr ? MODE_RECON : MODE_ENCODE, B);  // no images wanted (the drift probe): no decoder
   r.g.set_f32(r.x, x, (size_t)r.x->numel());
   r.g.compute();
   if (xr) copy_out(r.g.get_f32(r.xr), xr);

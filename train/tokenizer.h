@@ -42,6 +42,7 @@ class TokenizerModel {
 
   // x: B images [C, R, R] in [-1, 1]. Outputs may be nullptr when not wanted.
   //   xr [B, C, R, R], idx [B, h, w], z_e [B, D, h, w], qerr: sum over latents of the nearest distance.
+  //   Without xr only the encoder and the quantizer run (a graph of its own).
   void reconstruct(const float* x, int64_t B, float* xr, int32_t* idx, float* z_e = nullptr, double* qerr = nullptr);
   void encode(const float* x, int64_t B, int32_t* idx);
   void decode(const int32_t* idx, int64_t B, float* xr);  // indices must be < codes()

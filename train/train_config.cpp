@@ -128,7 +128,7 @@ const std::vector<TrainField>& train_fields() {
         "weight of the LPIPS perceptual loss (-1: 1.0 with --lpips-weights, as taming; else 0)")
         .added_later();
     L.i("log-every", &TrainConfig::log_every, "steps between metrics.jsonl lines");
-    L.i("drift-every", &TrainConfig::drift_every, "steps between encoder-drift probes");
+    L.i("drift-every", &TrainConfig::drift_every, "steps between encoder-drift probes (0: no probe)");
     L.i("probe", &TrainConfig::probe, "fixed test images of the drift probe");
     L.i("eval-n", &TrainConfig::eval_n, "test images of the final evaluation (0: skip)");
     L.i("eval-batch", &TrainConfig::eval_batch, "images per evaluation batch");
@@ -158,8 +158,9 @@ void train_config_resolve(TrainConfig& c, int64_t bpe) {
   need(c.gan_loss == "hinge" || c.gan_loss == "ns", "--gan-loss must be hinge or ns");
   need(c.weight_ema >= 0 && c.weight_ema < 1, "--weight-ema must be in [0, 1)");
   need(c.lambda_adv >= 0 && c.disc_weight >= 0, "--lambda-adv and --disc-weight must be >= 0");
-  need(c.log_every >= 1 && c.drift_every >= 1 && c.ckpt_every >= 1 && c.eval_batch >= 1,
-       "--log-every, --drift-every, --ckpt-every and --eval-batch must be >= 1");
+  need(c.log_every >= 1 && c.ckpt_every >= 1 && c.eval_batch >= 1,
+       "--log-every, --ckpt-every and --eval-batch must be >= 1");
+  need(c.drift_every >= 0, "--drift-every must be >= 0 (0: no drift probe)");
   need(c.probe >= 1 && c.eval_n >= 0, "--probe must be >= 1 and --eval-n >= 0");
   if (c.perceptual_weight < 0) c.perceptual_weight = c.lpips_weights.empty() ? 0.0 : 1.0;
   need(c.perceptual_weight == 0 || !c.lpips_weights.empty(), "--perceptual-weight needs --lpips-weights FILE");

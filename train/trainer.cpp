@@ -322,8 +322,10 @@ void Trainer::probe() {
   const int64_t lat_per = D * h * h;
   std::vector<float> z((size_t)(probe_n_ * lat_per));
   std::vector<int32_t> idx((size_t)(probe_n_ * h * h));
-  for (int64_t i0 = 0; i0 < probe_n_; i0 += cfg_.eval_batch) {
-    int64_t B = std::min(cfg_.eval_batch, probe_n_ - i0);
+  // batches no larger than a training step's (encoder only): the probe never needs more memory than training
+  const int64_t PB = std::min(cfg_.eval_batch, cfg_.batch);
+  for (int64_t i0 = 0; i0 < probe_n_; i0 += PB) {
+    int64_t B = std::min(PB, probe_n_ - i0);
     model_->reconstruct(probe_x_.data() + i0 * per, B, nullptr, idx.data() + i0 * h * h, z.data() + i0 * lat_per);
   }
   std::vector<float> enc;
@@ -429,6 +431,18 @@ int Trainer::run() {
     int64_t steps = cfg_.steps;
     cfg_ = checkpoint_config(ck);
     if (opt_.steps_given) cfg_.steps = steps;
+    std::string changed;  // options given again must equal the stored ones
+    for (const auto& [name, value] : opt_.resume_given)
+      for (const TrainField& f : train_fields()) {
+        if (f.name != name) continue;
+        TrainConfig given = cfg_;
+        f.set(given, f.type == 's' && name == "lpips-weights" && !value.empty() ? fs::absolute(value).string() : value);
+        if (f.get(given) != f.get(cfg_))
+          changed += (changed.empty() ? "" : ", ") + ("--" + name + " " + value + " (stored: " + f.get(cfg_) + ")");
+      }
+    if (!changed.empty())
+      fail("--resume: %s was started with other values: %s; leave them out or give the stored ones (only --steps "
+           "may change)", opt_.out.c_str(), changed.c_str());
   }
   setup();
   if (!resume_path.empty()) {
@@ -580,7 +594,7 @@ int Trainer::run() {
         fflush(tty_ ? stderr : stdout);
       }
     }
-    if (step_ % cfg_.drift_every == 0) probe();
+    if (cfg_.drift_every > 0 && step_ % cfg_.drift_every == 0) probe();
     bool stop_now = signals.caught() != 0 || (opt_.stop_after >= 0 && done_here >= opt_.stop_after);
     if (step_ % cfg_.ckpt_every == 0 || stop_now || step_ == cfg_.steps) save_checkpoint();
     if (stop_now && step_ < cfg_.steps) {

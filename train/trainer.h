@@ -20,6 +20,8 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 #include "engine/backend.h"
 #include "train/train_config.h"
 
@@ -32,6 +34,9 @@ struct TrainOptions {
   std::string out;           // the run folder
   bool resume = false;       // continue the run in `out` (its stored config) up to cfg.steps
   bool steps_given = false;  // with resume: cfg.steps overrides the stored total
+  // with resume: the other config options given on the command line (option name, value); each must
+  // equal the stored config's value (re-running the same command continues the run), else an error names them
+  std::vector<std::pair<std::string, std::string>> resume_given;
   bool quiet = false;        // no progress output (tests)
   std::string fd_net;        // optional fd-net file for fd_proxy in the final evaluation
   int64_t stop_after = -1;   // >= 0: stop (with a checkpoint) after this many steps of this invocation
