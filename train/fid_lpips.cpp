@@ -34,36 +34,54 @@ std::vector<uint8_t> rounded(const float* x, int64_t n) {
   return u;
 }
 
-// Eval graphs keyed by batch shape; a few at most (image folders of mixed sizes).
-template <class G>
-G& cached(std::map<std::tuple<int64_t, int64_t, int64_t>, std::unique_ptr<G>>& m, int64_t B, int64_t H, int64_t W) {
-  auto key = std::make_tuple(B, H, W);
-  auto it = m.find(key);
-  if (it != m.end()) return *it->second;
-  if (m.size() >= 4) m.clear();
-  return *(m[key] = std::make_unique<G>());
-}
+// A network with its weights and its eval graphs, one per batch shape (B, H, W) — a few at most (image
+// folders of mixed sizes). run() records a graph with `record(g, inputs)` the first time a shape is seen;
+// inputs are [B, 3, H, W], the output one tensor.
+template <class Model, int INPUTS>
+struct EvalNet {
+  struct EvalGraph {
+    std::unique_ptr<Graph> g;
+    Tensor* in[INPUTS] = {};
+    Tensor* out = nullptr;
+  };
+  Backend* be;
+  int64_t batch;
+  Store st;
+  Model net;
+  std::map<std::tuple<int64_t, int64_t, int64_t>, std::unique_ptr<EvalGraph>> graphs;
+  EvalNet(const RawWeights& w, Backend* b, int64_t batch_, const char* what) : be(b), batch(batch_), st(b), net(st, w) {
+    if (batch < 1) fail("%s: batch must be >= 1", what);
+  }
+  template <class R>
+  std::vector<float> run(R record, const std::vector<float>* const (&xs)[INPUTS], int64_t B, int64_t H, int64_t W) {
+    std::unique_ptr<EvalGraph>& eg = graphs[std::make_tuple(B, H, W)];
+    if (!eg) {
+      if (graphs.size() > 4) {  // keep this shape's (empty) slot, drop the others
+        for (auto it = graphs.begin(); it != graphs.end();) it = it->second ? graphs.erase(it) : std::next(it);
+      }
+      eg = std::make_unique<EvalGraph>();
+      eg->g = std::make_unique<Graph>(be);
+      for (int i = 0; i < INPUTS; i++) eg->in[i] = eg->g->input(DType::f32, {B, 3, H, W}, "x" + std::to_string(i));
+      eg->out = record(*eg->g, eg->in);
+      eg->g->mark_output(eg->out);
+      eg->g->plan();
+    }
+    for (int i = 0; i < INPUTS; i++) eg->g->set_f32(eg->in[i], *xs[i]);
+    eg->g->compute();
+    return eg->g->get_f32(eg->out);
+  }
+};
 
 }  // namespace
 
 // ------------------------------------------------------------------------------------------- FID
 
-struct FidFeatures::Net {
-  struct EvalGraph {
-    std::unique_ptr<Graph> g;
-    Tensor *x = nullptr, *f = nullptr;
-  };
-  Backend* be;
-  int64_t batch;
-  Store st;
-  InceptionFid net;
-  std::map<std::tuple<int64_t, int64_t, int64_t>, std::unique_ptr<EvalGraph>> graphs;
-  Net(const RawWeights& w, Backend* be_, int64_t batch_) : be(be_), batch(batch_), st(be_), net(st, w) {
-    if (batch < 1) fail("FID: batch must be >= 1");
-  }
+struct FidFeatures::Net : EvalNet<InceptionFid, 1> {
+  using EvalNet::EvalNet;
 };
 
-FidFeatures::FidFeatures(const RawWeights& w, Backend* be, int64_t batch) : net_(std::make_unique<Net>(w, be, batch)) {}
+FidFeatures::FidFeatures(const RawWeights& w, Backend* be, int64_t batch)
+    : net_(std::make_unique<Net>(w, be, batch, "FID")) {}
 FidFeatures::FidFeatures(const std::string& weights, Backend* be, int64_t batch)
     : FidFeatures(load_pretrained(weights, InceptionFid::format(), InceptionFid::spec(), "--fid-weights", "inception"), be,
                   batch) {}
@@ -76,19 +94,10 @@ std::vector<float> FidFeatures::extract_u8(const uint8_t* x, int64_t n, int64_t 
   std::vector<float> out((size_t)(n * F)), xb;
   for (int64_t s = 0; s < n; s += net_->batch) {
     const int64_t B = std::min(net_->batch, n - s);
-    Net::EvalGraph& eg = cached(net_->graphs, B, H, W);
-    if (!eg.g) {
-      eg.g = std::make_unique<Graph>(net_->be);
-      eg.x = eg.g->input(DType::f32, {B, 3, H, W}, "x");
-      eg.f = net_->net.features(*eg.g, eg.x);
-      eg.g->mark_output(eg.f);
-      eg.g->plan();
-    }
     xb.resize((size_t)(B * 3 * H * W));
     u8_to_rgb(x + s * C * H * W, B, C, H * W, FID_MAP, xb.data());
-    eg.g->set_f32(eg.x, xb);
-    eg.g->compute();
-    std::vector<float> f = eg.g->get_f32(eg.f);
+    std::vector<float> f = net_->run([&](Graph& g, Tensor* const* in) { return net_->net.features(g, in[0]); }, {&xb}, B,
+                                     H, W);
     std::copy(f.begin(), f.end(), out.begin() + s * F);
   }
   return out;
@@ -107,22 +116,12 @@ void FidFeatures::accumulate(FeatureStats& stats, const float* x, int64_t n, int
 
 // ----------------------------------------------------------------------------------------- LPIPS
 
-struct LpipsMetric::Net {
-  struct EvalGraph {
-    std::unique_ptr<Graph> g;
-    Tensor *a = nullptr, *b = nullptr, *d = nullptr;
-  };
-  Backend* be;
-  int64_t batch;
-  Store st;
-  LpipsVgg net;
-  std::map<std::tuple<int64_t, int64_t, int64_t>, std::unique_ptr<EvalGraph>> graphs;
-  Net(const RawWeights& w, Backend* be_, int64_t batch_) : be(be_), batch(batch_), st(be_), net(st, w) {
-    if (batch < 1) fail("LPIPS: batch must be >= 1");
-  }
+struct LpipsMetric::Net : EvalNet<LpipsVgg, 2> {
+  using EvalNet::EvalNet;
 };
 
-LpipsMetric::LpipsMetric(const RawWeights& w, Backend* be, int64_t batch) : net_(std::make_unique<Net>(w, be, batch)) {}
+LpipsMetric::LpipsMetric(const RawWeights& w, Backend* be, int64_t batch)
+    : net_(std::make_unique<Net>(w, be, batch, "LPIPS")) {}
 LpipsMetric::LpipsMetric(const std::string& weights, Backend* be, int64_t batch)
     : LpipsMetric(load_pretrained(weights, LpipsVgg::format(), LpipsVgg::spec(), "--lpips-weights", "lpips"), be, batch) {}
 LpipsMetric::~LpipsMetric() = default;
@@ -134,23 +133,13 @@ std::vector<double> LpipsMetric::distances_u8(const uint8_t* a, const uint8_t* b
   const int64_t per = C * H * W;
   for (int64_t s = 0; s < n; s += net_->batch) {
     const int64_t B = std::min(net_->batch, n - s);
-    Net::EvalGraph& eg = cached(net_->graphs, B, H, W);
-    if (!eg.g) {
-      eg.g = std::make_unique<Graph>(net_->be);
-      eg.a = eg.g->input(DType::f32, {B, 3, H, W}, "a");
-      eg.b = eg.g->input(DType::f32, {B, 3, H, W}, "b");
-      eg.d = net_->net.distance(*eg.g, eg.a, eg.b);
-      eg.g->mark_output(eg.d);
-      eg.g->plan();
-    }
     ab.resize((size_t)(B * 3 * H * W));
     bb.resize(ab.size());
     u8_to_rgb(a + s * per, B, C, H * W, LPIPS_MAP, ab.data());
     u8_to_rgb(b + s * per, B, C, H * W, LPIPS_MAP, bb.data());
-    eg.g->set_f32(eg.a, ab);
-    eg.g->set_f32(eg.b, bb);
-    eg.g->compute();
-    for (float d : eg.g->get_f32(eg.d)) out.push_back(d);
+    for (float d : net_->run([&](Graph& g, Tensor* const* in) { return net_->net.distance(g, in[0], in[1]); },
+                             {&ab, &bb}, B, H, W))
+      out.push_back(d);
   }
   return out;
 }
