@@ -1,7 +1,7 @@
 // tools/cmd_ldm.cpp — the latent-diffusion commands (train/ldm.h): `nsvq ldm-train` (the DiT on a
 // frozen tokenizer's latents), `nsvq sample` (DDIM + classifier-free guidance -> PNG grid, one row
-// per class) and `nsvq eval-gen` (fd_proxy of class-balanced samples against the test set, with and
-// without guidance).
+// per class) and `nsvq eval-gen` (fd_proxy and, with --fid-weights, FID of class-balanced samples
+// against the test set, with and without guidance).
 #include <cstdio>
 #include <filesystem>
 #include <memory>
