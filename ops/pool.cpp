@@ -32,13 +32,18 @@ static void set_pool_params(Tensor* t, int k, int stride, int pad, bool count_in
   t->ip[3] = count_include_pad ? 1 : 0;
 }
 
-Tensor* max_pool2d(Graph& g, Tensor* x, int k, int stride, int pad) {
-  require_image("max_pool2d", x);
+// the forward pooling node of op (max or average) on x
+static Tensor* pool_node(Graph& g, int op, const char* name, Tensor* x, int k, int stride, int pad, bool count_include_pad) {
+  require_image(name, x);
   int64_t Ho, Wo;
-  pool_out_size("max_pool2d", x->desc(), x->ne[2], x->ne[3], k, stride, pad, &Ho, &Wo);
-  Tensor* t = make_node(g, OP_MAX_POOL2D, DType::f32, {x->ne[0], x->ne[1], Ho, Wo}, {contiguous(g, x)});
-  set_pool_params(t, k, stride, pad, false);
+  pool_out_size(name, x->desc(), x->ne[2], x->ne[3], k, stride, pad, &Ho, &Wo);
+  Tensor* t = make_node(g, op, DType::f32, {x->ne[0], x->ne[1], Ho, Wo}, {contiguous(g, x)});
+  set_pool_params(t, k, stride, pad, count_include_pad);
   return t;
+}
+
+Tensor* max_pool2d(Graph& g, Tensor* x, int k, int stride, int pad) {
+  return pool_node(g, OP_MAX_POOL2D, "max_pool2d", x, k, stride, pad, false);
 }
 
 Tensor* max_pool2d_bwd(Graph& g, Tensor* x, Tensor* gy, int k, int stride, int pad) {
@@ -54,12 +59,7 @@ Tensor* max_pool2d_bwd(Graph& g, Tensor* x, Tensor* gy, int k, int stride, int p
 }
 
 Tensor* avg_pool2d(Graph& g, Tensor* x, int k, int stride, int pad, bool count_include_pad) {
-  require_image("avg_pool2d", x);
-  int64_t Ho, Wo;
-  pool_out_size("avg_pool2d", x->desc(), x->ne[2], x->ne[3], k, stride, pad, &Ho, &Wo);
-  Tensor* t = make_node(g, OP_AVG_POOL2D, DType::f32, {x->ne[0], x->ne[1], Ho, Wo}, {contiguous(g, x)});
-  set_pool_params(t, k, stride, pad, count_include_pad);
-  return t;
+  return pool_node(g, OP_AVG_POOL2D, "avg_pool2d", x, k, stride, pad, count_include_pad);
 }
 
 Tensor* avg_pool2d_bwd(Graph& g, Tensor* gy, int64_t H, int64_t W, int k, int stride, int pad, bool count_include_pad) {
