@@ -1,5 +1,6 @@
 // models/discriminator.cpp — the PatchGAN NLayerDiscriminator (taming names, BatchNorm, LeakyReLU 0.2).
 #include "models/discriminator.h"
+#include "engine/dist.h"
 #include <algorithm>
 
 namespace nsvq {
@@ -63,7 +64,13 @@ Tensor* NLayerDiscriminator::forward(Graph& g, Tensor* x, bool training) const {
   for (size_t i = 0; i < bns_.size(); i++) {
     const BatchNorm2d& b = bns_[i];
     h = convs_[i + 1].forward(g, h);
-    h = batch_norm(g, h, b.w, b.b, b.running_mean, b.running_var, training, cfg_.bn_momentum, cfg_.bn_eps);
+    if (sync_bn && training && dist().size() > 1) {  // the global batch's statistics; this rank's rows back
+      const int64_t n = h->ne[0];
+      h = batch_norm(g, allgather(g, h), b.w, b.b, b.running_mean, b.running_var, true, cfg_.bn_momentum, cfg_.bn_eps);
+      h = slice(g, h, 0, dist().rank() * n, (dist().rank() + 1) * n);
+    } else {
+      h = batch_norm(g, h, b.w, b.b, b.running_mean, b.running_var, training, cfg_.bn_momentum, cfg_.bn_eps);
+    }
     h = leaky_relu(g, h, cfg_.leaky_slope);
   }
   return convs_.back().forward(g, h);

@@ -51,6 +51,10 @@ class NLayerDiscriminator {
   // num_batches_tracked += 1 for every BatchNorm, on the host (PyTorch's counter; nsvq's BatchNorm
   // uses a fixed momentum, so the counter is only kept for checkpoint compatibility).
   void count_batch(Store& st) const;
+  // Data-parallel training (several ranks of dist()): synchronised BatchNorm — each BatchNorm runs
+  // on the whole global batch's activations (all-gathered in rank order), so the statistics, the
+  // running statistics and the gradients are exactly those of one process with the global batch.
+  bool sync_bn = false;
   const DiscriminatorConfig& config() const { return cfg_; }
   static int64_t output_size(int64_t input, int n_layers);  // patch logits per side
 

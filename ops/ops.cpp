@@ -19,6 +19,7 @@ void ops_init() {
     register_attention_ops();
     register_conv_ops();
     register_pool_ops();
+    register_dist_ops();
     register_shape_cpu();
     register_elementwise_cpu();
     register_reduce_cpu();
@@ -31,6 +32,7 @@ void ops_init() {
     register_attention_cpu();
     register_conv_cpu();
     register_pool_cpu();
+    register_dist_cpu();
 #ifdef NSVQ_CUDA
     register_shape_cuda();
     register_elementwise_cuda();
@@ -44,6 +46,7 @@ void ops_init() {
     register_vq_cuda();
     register_conv_cuda();
     register_pool_cuda();
+    register_dist_cuda();
 #endif
     op_set_grad_add([](Graph& g, Tensor* a, Tensor* b) { return add(g, a, b); });
   });

@@ -37,6 +37,8 @@ enum OpId : int {
   OP_CONV2D, OP_CONV2D_BWD_DATA, OP_CONV2D_BWD_WEIGHT,
   // pooling and resizing
   OP_MAX_POOL2D, OP_MAX_POOL2D_BWD, OP_AVG_POOL2D, OP_AVG_POOL2D_BWD, OP_RESIZE_BILINEAR,
+  // collectives across data-parallel ranks (engine/dist.h)
+  OP_ALLREDUCE, OP_ALLGATHER, OP_REDUCE_SCATTER,
   OP_COUNT
 };
 
@@ -166,6 +168,16 @@ Tensor* global_avg_pool2d(Graph& g, Tensor* x, bool keepdim = false);
 // x [N, C, H, W] -> [N, C, Ho, Wo]: PyTorch's F.interpolate(x, size=(Ho, Wo), mode='bilinear',
 // align_corners=False) without antialias. Forward only: asking for its gradient is an error.
 Tensor* resize_bilinear(Graph& g, Tensor* x, int64_t Ho, int64_t Wo);
+// ---------------------------------------------------------------- collectives (ops/dist.cpp; engine/dist.h)
+// Across the ranks of dist(); with one rank they copy. Sums are in rank order, the same bits on every
+// rank. Gradients follow the objective sum_r L_r: each rank's loss is its own term.
+// xs (f32) -> the same shapes holding scale * sum over ranks; one collective per bucket of at most 8
+// tensors / bucket_bytes (gradient all-reduce: scale = 1/R gives the mean)
+std::vector<Tensor*> allreduce(Graph& g, const std::vector<Tensor*>& xs, float scale, size_t bucket_bytes = 32u << 20);
+// x [n, ...] -> [R n, ...]: every rank's x in rank order (gradient: reduce_scatter_sum)
+Tensor* allgather(Graph& g, Tensor* x);
+// x [R n, ...] -> [n, ...]: rows [r n, (r + 1) n) summed over ranks, on rank r (gradient: allgather)
+Tensor* reduce_scatter_sum(Graph& g, Tensor* x);
 // ---------------------------------------------------------------- layers built from the ops above (ops/layers.cpp)
 // x [..., in], w [out, in] (PyTorch Linear layout), b [out] or nullptr -> [..., out]
 Tensor* linear(Graph& g, Tensor* x, Tensor* w, Tensor* b);

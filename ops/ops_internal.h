@@ -30,6 +30,8 @@ void register_conv_ops();
 void register_conv_cpu();
 void register_pool_ops();
 void register_pool_cpu();
+void register_dist_ops();
+void register_dist_cpu();
 #ifdef NSVQ_CUDA
 void register_shape_cuda();
 void register_elementwise_cuda();
@@ -43,6 +45,7 @@ void register_attention_cuda();
 void register_vq_cuda();
 void register_conv_cuda();
 void register_pool_cuda();
+void register_dist_cuda();
 #endif
 
 // Makes sure the op table is filled, then records a node.

@@ -2,6 +2,7 @@
 // and the AdamW driver.
 #include "ops/optim.h"
 #include <cmath>
+#include "engine/dist.h"
 #include "ops/ops_internal.h"
 
 namespace nsvq {
@@ -90,6 +91,7 @@ Tensor* AdamW::append_update(Graph& g) {
       which.push_back(i);
     }
   }
+  if (average_over_ranks && dist().size() > 1) grads = allreduce(g, grads, 1.0f / (float)dist().size());
   Tensor* norm = global_grad_norm(g, grads);
   g.mark_output(norm);
   // norm - norm is 0, or NaN when the norm is not finite: the update kernels then skip the step

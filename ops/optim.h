@@ -34,6 +34,9 @@ class AdamW {
   void set_lr(int group, float lr);
   float lr(int group) const;
   float clip_norm = 0.0f;  // > 0: clip the global gradient norm to this
+  // Data-parallel training: the gradients are averaged over the ranks of dist() (all-reduce in buckets,
+  // the same bits on every rank) before the norm, the clipping and the update.
+  bool average_over_ranks = false;
   // Multiplies the learning rate of these parameters (e.g. the encoder in the drift stress test).
   // Takes effect at the next append_update.
   void set_lr_mult(const std::vector<Tensor*>& params, float mult);

@@ -16,19 +16,8 @@
 
 using namespace nsvq;
 using nsvq_test::error_of;
+using nsvq_test::TempDir;
 namespace fs = std::filesystem;
-
-namespace {
-
-struct TempDir {
-  fs::path p;
-  TempDir() {
-    p = fs::temp_directory_path() / ("nsvq_test_" + std::to_string(::getpid()) + "_" + std::to_string(rand()));
-    fs::create_directories(p);
-  }
-  ~TempDir() { fs::remove_all(p); }
-};
-}  // namespace
 
 TEST_CASE("Fashion-MNIST is padded to 32x32 with the background value") {
   if (!fs::exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")) {

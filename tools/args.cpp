@@ -40,6 +40,7 @@ Args::Args(const std::string& cmd, const std::string& summary, const std::vector
         value = argv[++i];
       }
       val_[found->name] = value;
+      all_[found->name].push_back(value);
     }
     given_[found->name] = true;
   }
@@ -68,6 +69,13 @@ double Args::f64(const std::string& name) const {
 }
 
 bool Args::flag(const std::string& name) const { return str(name) == "1"; }
+
+std::vector<std::string> Args::all(const std::string& name) const {
+  auto it = all_.find(name);
+  if (it != all_.end()) return it->second;
+  const std::string v = str(name);
+  return v.empty() ? std::vector<std::string>() : std::vector<std::string>{v};
+}
 
 std::string Args::usage() const {
   std::string u = "usage: nsvq " + cmd_ + " [options]\n" + summary_ + "\n\noptions:\n";

@@ -23,6 +23,8 @@ class Args {
   int64_t i64(const std::string& name) const;
   double f64(const std::string& name) const;
   bool flag(const std::string& name) const;
+  // Every value given to a repeatable option, in order (str() is the last one).
+  std::vector<std::string> all(const std::string& name) const;
   bool given(const std::string& name) const { return given_.count(name) != 0; }
   const std::vector<std::string>& positional() const { return pos_; }
   std::string usage() const;
@@ -32,6 +34,7 @@ class Args {
   std::vector<Opt> opts_;
   std::map<std::string, std::string> val_;
   std::map<std::string, bool> given_;
+  std::map<std::string, std::vector<std::string>> all_;
   std::vector<std::string> pos_;
 };
 

@@ -12,6 +12,7 @@
 #include "engine/rng.h"
 #include "ops/optim.h"
 #include "tools/args.h"
+#include "engine/dist.h"
 #include "tools/bench_util.h"
 #include "tools/commands.h"
 
@@ -288,7 +289,7 @@ int bench_conv(int argc, char** argv, int first) {
 }  // namespace
 
 int cmd_bench(int argc, char** argv, int first) {
-  if (first >= argc) fail("bench needs a target: gemm | ops | conv | vq | model | tokenize | train-step | dit-step | metrics (see nsvq bench gemm --help)");
+  if (first >= argc) fail("bench needs a target: gemm | ops | conv | vq | model | tokenize | train-step | dit-step | metrics | allreduce | data (see nsvq bench gemm --help)");
   std::string what = argv[first];
   // first line: the kernels in use (with --json a JSON object of its own, without "name")
   bool json = false, help = false;
@@ -300,10 +301,10 @@ int cmd_bench(int argc, char** argv, int first) {
   const std::pair<const char*, bench_fn> targets[] = {
       {"gemm", bench_gemm},   {"ops", bench_ops},          {"conv", bench_conv},   {"train-step", bench_train_step},
       {"dit-step", bench_dit_step}, {"model", bench_model}, {"vq", bench_vq}, {"tokenize", bench_tokenize},
-      {"metrics", bench_metrics}};
+      {"metrics", bench_metrics}, {"allreduce", bench_allreduce}, {"data", bench_data}};
   for (const auto& [name, run] : targets) {
     if (what != name) continue;
-    if (!help) {
+    if (!help && dist().rank() == 0) {
       if (json)
         printf("{\"cpu\": \"%s\", \"simd\": \"%s\", \"gemm_kernel\": \"%s\"}\n", cpu_arch_name(), cpu_simd_level(),
                gemm_simd_level());
@@ -313,7 +314,7 @@ int cmd_bench(int argc, char** argv, int first) {
     }
     return run(argc, argv, first + 1);
   }
-  fail("unknown benchmark '%s' (expected gemm, ops, conv, vq, model, tokenize, train-step, dit-step or metrics)", what.c_str());
+  fail("unknown benchmark '%s' (expected gemm, ops, conv, vq, model, tokenize, train-step, dit-step, metrics, allreduce or data)", what.c_str());
 }
 
 }  // namespace nsvq

@@ -2,6 +2,7 @@
 // and compiled CUDA architectures.
 #include <cstdio>
 #include "engine/backend.h"
+#include "engine/dist.h"
 #include "engine/cpu/gemm.h"
 #include "engine/simd.h"
 #include "tools/args.h"
@@ -24,6 +25,7 @@ int cmd_info(int argc, char** argv, int first) {
   );
   printf("simd: %s (gemm kernel: %s)\ncpu: %s %s\n", cpu_simd_level(), gemm_simd_level(), cpu_arch_name(), cpu_simd_level());
   printf("threads: %d\n", cpu_threads());
+  printf("distributed: %s\n", dist_build_info().c_str());
   if (!cuda_compiled()) {
     printf("cuda: not built\n");
     return 0;

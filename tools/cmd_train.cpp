@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include "engine/backend.h"
+#include "engine/dist.h"
 #include "train/trainer.h"
 #include "tools/args.h"
 #include "tools/commands.h"
@@ -25,11 +26,14 @@ int cmd_train(int argc, char** argv, int first) {
   opts.push_back({"quiet", "q", "", "no progress output", true});
   opts.push_back({"device", "", "cpu", "cpu | cuda | cuda:N"});
   opts.push_back(NSVQ_PRECISION_OPTION);
-  opts.push_back({"threads", "t", "0", "CPU threads (0: all cores)"});
+  opts.push_back({"threads", "t", "0", "CPU threads (0: all cores; per rank under mpirun)"});
+  opts.push_back({"dist-timeout", "", "600", "several ranks: seconds to wait for the others in one collective before stopping"});
   Args a("train", "Trains a VQGAN tokenizer with NSVQ or a baseline quantizer (method.md §3-§5).", opts, argc, argv,
          first);
   if (!a.positional().empty()) fail("nsvq train: unexpected argument '%s'", a.positional()[0].c_str());
   cpu_set_threads((int)a.i64("threads"));
+  dist().timeout_s = a.f64("dist-timeout");
+  if (!(dist().timeout_s > 0)) fail("--dist-timeout must be positive");
   TrainOptions o;
   o.resume = a.flag("resume");
   o.quiet = a.flag("quiet");
@@ -50,8 +54,17 @@ int cmd_train(int argc, char** argv, int first) {
     std::string base = "runs/" + cfg.preset + "-" + cfg.quantizer;
     o.out = base;
     for (int k = 2; std::filesystem::exists(o.out); k++) o.out = base + "-" + std::to_string(k);
+    if (dist().size() > 1) {  // rank 0's choice for every rank
+      uint64_t n = o.out.size();
+      dist().broadcast(&n, sizeof n);
+      o.out.resize((size_t)n);
+      dist().broadcast(o.out.data(), (size_t)n);
+    }
   }
-  return train_run(cfg, o, backend_for(a.str("device"), a.str("precision")));
+  std::string device = a.str("device");
+  if (device == "cuda" && dist().size() > 1 && cuda_device_count() > 0)  // one GPU per rank of this machine
+    device = "cuda:" + std::to_string(dist().local_rank() % cuda_device_count());
+  return train_run(cfg, o, backend_for(device, a.str("precision")));
 }
 
 }  // namespace nsvq

@@ -21,6 +21,7 @@ int cmd_sample(int argc, char** argv, int first);
 int cmd_eval_gen(int argc, char** argv, int first);
 int cmd_fid(int argc, char** argv, int first);
 int cmd_lpips(int argc, char** argv, int first);
+int cmd_pack(int argc, char** argv, int first);
 int info_checkpoint(const std::string& path);
 int bench_vq(int argc, char** argv, int first);
 int bench_train_step(int argc, char** argv, int first);
@@ -28,4 +29,6 @@ int bench_dit_step(int argc, char** argv, int first);
 int bench_model(int argc, char** argv, int first);
 int bench_tokenize(int argc, char** argv, int first);
 int bench_metrics(int argc, char** argv, int first);
+int bench_data(int argc, char** argv, int first);
+int bench_allreduce(int argc, char** argv, int first);
 }  // namespace nsvq

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include "engine/dist.h"
 #include "engine/simd.h"
 #include "engine/tensor.h"
 #include "tools/commands.h"
@@ -19,6 +20,7 @@ static const char* USAGE =
     "  reconstruct   one image through the tokenizer: -m CKPT IN.png -o OUT.png\n"
     "  export        inference weights of a checkpoint: -m CKPT -o MODEL.safetensors [--part all|encoder|decoder]\n"
     "  export-images dataset images as PNGs: --data SPEC --split test --n N -o DIR\n"
+    "  pack          pack datasets into shards for --data shards:DIR: --data SPEC [--data SPEC2 ...] --split train -o DIR\n"
     "  info          version, build, SIMD level, threads, CUDA devices; info -m CKPT: a checkpoint's config and metrics\n"
     "  bench         benchmarks: bench gemm --m M --n N --k K | bench ops  [--json] [--device cpu|cuda]\n"
     "  fmnist-mlp    train an MLP classifier on Fashion-MNIST with the engine and report test accuracy\n"
@@ -67,15 +69,21 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (cmd == "info") return nsvq::cmd_info(argc, argv, 2);
-    if (cmd == "bench") return nsvq::cmd_bench(argc, argv, 2);
     if (cmd == "fmnist-mlp") return nsvq::cmd_fmnist_mlp(argc, argv, 2);
-    if (cmd == "train") return nsvq::cmd_train(argc, argv, 2);
+    if (cmd == "train" || (cmd == "bench" && argc > 2 && std::strcmp(argv[2], "allreduce") == 0)) {
+      nsvq::dist_init();  // several ranks under mpirun / srun: connect them (data-parallel training)
+      int rc = cmd == "train" ? nsvq::cmd_train(argc, argv, 2) : nsvq::cmd_bench(argc, argv, 2);
+      nsvq::dist_finalize();
+      return rc;
+    }
+    if (cmd == "bench") return nsvq::cmd_bench(argc, argv, 2);
     if (cmd == "eval") return nsvq::cmd_eval(argc, argv, 2);
     if (cmd == "tokenize") return nsvq::cmd_tokenize(argc, argv, 2);
     if (cmd == "decode") return nsvq::cmd_decode(argc, argv, 2);
     if (cmd == "reconstruct") return nsvq::cmd_reconstruct(argc, argv, 2);
     if (cmd == "export-images") return nsvq::cmd_export_images(argc, argv, 2);
     if (cmd == "export") return nsvq::cmd_export(argc, argv, 2);
+    if (cmd == "pack") return nsvq::cmd_pack(argc, argv, 2);
     if (cmd == "toy-drift") return nsvq::cmd_toy_drift(argc, argv, 2);
     if (cmd == "fd-net") return nsvq::cmd_fdnet(argc, argv, 2);
     if (cmd == "report") return nsvq::cmd_report(argc, argv, 2);
@@ -87,6 +95,11 @@ int main(int argc, char** argv) {
     fprintf(stderr, "nsvq: unknown command '%s' (see nsvq --help)\n", cmd.c_str());
     return 2;
   } catch (const std::exception& e) {
+    if (nsvq::dist().size() > 1) {  // its peers may wait in a collective: end the whole job
+      fprintf(stderr, "nsvq %s: error (rank %d of %d): %s\n", cmd.c_str(), nsvq::dist().rank(), nsvq::dist().size(), e.what());
+      fflush(stderr);
+      nsvq::dist_abort(1);
+    }
     fprintf(stderr, "nsvq %s: error: %s\n", cmd.c_str(), e.what());
     return 1;
   }

@@ -7,7 +7,8 @@
 #   2. the cross-architecture check: a tokenizer trained here on x86 (quickstart preset, 40 steps: past
 #      the step-0 code replacement, its codes spread over the data; the reference must use >= 64 codes),
 #      the first 256 Fashion-MNIST test images tokenized by the x86 build at every SIMD level this CPU has
-#      (avx512, avx2, scalar) and by the aarch64 build at neon and scalar; every token list must agree
+#      (avx512, avx2, scalar) and by the aarch64 build at neon (its portable level runs the same C++ as
+#      x86's scalar one, and step 1 checks its kernels; left out for CI time); every token list must agree
 #      with the x86 best level's on >= 99.9% of the tokens (float near-ties may differ). Prints the counts.
 # Defaults: build and build-aarch64. Exits non-zero on any failure.
 set -euo pipefail
@@ -59,7 +60,7 @@ case "$lvl" in avx512) x86_levels="avx512 avx2 scalar" ;; avx2) x86_levels="avx2
 for l in $x86_levels; do
   step "x86: tokenize at $l" 120 env NSVQ_SIMD=$l "$X86/bin/nsvq" tokenize -m "$M" "$W"/img/*.png -o "$W/x86-$l.txt"
 done
-for l in neon scalar; do
+for l in neon; do
   step "aarch64 (qemu): tokenize at $l" 300 env NSVQ_SIMD=$l $QEMU "$ARM/bin/nsvq" tokenize -m "$M" "$W"/img/*.png \
     -o "$W/arm-$l.txt"
 done

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/need-packages.sh
-need_packages setup cmake g++ make pkg-config libstb-dev doctest-dev libzstd-dev zlib1g-dev dataset-fashion-mnist
+need_packages setup cmake g++ make pkg-config libstb-dev doctest-dev libzstd-dev zlib1g-dev dataset-fashion-mnist \
+  libopenmpi-dev openmpi-bin  # OpenMPI: data-parallel training over several processes (docs/distributed.md)
 # where Debian's PyTorch is installed, the rFID / LPIPS parity test (tests/torch_metrics_test.sh) also needs
 # torchvision (InceptionV3, VGG16) and scipy (pytorch-fid's sqrtm); without PyTorch that test skips
 if dpkg-query -W -f='${Status}' python3-torch 2>/dev/null | grep -q "install ok installed"; then

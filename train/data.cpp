@@ -1,5 +1,5 @@
-// train/data.cpp — Fashion-MNIST, CIFAR-10 binary and image-folder datasets, sample extraction and
-// the prefetching, deterministic batch loader.
+// train/data.cpp — Fashion-MNIST, CIFAR-10 binary and image-folder datasets, sample extraction, the
+// batch-stream base with its prefetching thread, and the deterministic in-memory batch loader.
 #include "train/data.h"
 #include <algorithm>
 #include <cstdio>
@@ -11,19 +11,21 @@
 #include "engine/tensor.h"
 #include "train/fmnist.h"
 #include "train/image_io.h"
+#include "train/shards.h"
 
 namespace nsvq {
 
 namespace fs = std::filesystem;
 
-namespace {
-void add_image(Dataset& d, const uint8_t* px, int64_t h, int64_t w, int32_t label) {
+void dataset_add(Dataset& d, const uint8_t* px, int64_t h, int64_t w, int32_t label) {
   d.off.push_back((int64_t)d.px.size());
   d.h.push_back(h);
   d.w.push_back(w);
   d.px.insert(d.px.end(), px, px + d.C * h * w);
   d.labels.push_back(label);
 }
+
+namespace {
 
 Dataset load_fmnist(const std::string& dir, const std::string& split) {
   FmnistSplit s = fmnist_load(dir, split == "train" ? "train" : "t10k");
@@ -40,7 +42,7 @@ Dataset load_fmnist(const std::string& dir, const std::string& split) {
     std::fill(img.begin(), img.end(), 0);  // background value of Fashion-MNIST
     const uint8_t* src = s.images.pixels.data() + i * R * Cc;
     for (int64_t y = 0; y < R; y++) std::copy(src + y * Cc, src + (y + 1) * Cc, img.data() + (y + py) * 32 + px);
-    add_image(d, img.data(), 32, 32, s.labels[i]);
+    dataset_add(d, img.data(), 32, 32, s.labels[i]);
   }
   return d;
 }
@@ -70,7 +72,7 @@ Dataset load_cifar10(const std::string& dir, const std::string& split) {
     for (size_t r = 0; r < buf.size() / REC; r++) {
       const uint8_t* rec = buf.data() + r * REC;
       if (rec[0] > 9) fail("%s: record %zu has label %d (expected 0..9)", f.c_str(), r, rec[0]);
-      add_image(d, rec + 1, 32, 32, rec[0]);
+      dataset_add(d, rec + 1, 32, 32, rec[0]);
     }
   }
   return d;
@@ -83,46 +85,57 @@ bool is_image_name(const fs::path& p) {
 }
 
 Dataset load_folder(const std::string& root, const std::string& split, int64_t size, int channels) {
+  FolderList L = folder_list(root, split);
+  Dataset d;
+  d.name = "folder";
+  d.C = channels;
+  d.S = size;
+  d.num_classes = L.num_classes;
+  for (size_t i = 0; i < L.paths.size(); i++) {
+    try {
+      Image r = folder_image(L.paths[i], size, channels);
+      dataset_add(d, r.px.data(), r.H, r.W, L.labels[i]);
+    } catch (const Error& e) {
+      fprintf(stderr, "warning: skipping %s\n", e.what());
+      d.skipped.push_back(L.paths[i]);
+    }
+  }
+  if (d.size() == 0) fail("%s: none of the %zu image files could be read", L.dir.c_str(), L.paths.size());
+  if (!d.skipped.empty()) fprintf(stderr, "warning: %zu unreadable image files skipped in %s\n", d.skipped.size(), L.dir.c_str());
+  return d;
+}
+}  // namespace
+
+FolderList folder_list(const std::string& root, const std::string& split) {
   fs::path dir = root;
   if (!fs::is_directory(dir)) fail("%s: not a folder", root.c_str());
   if (fs::is_directory(dir / split)) dir /= split;
-  std::vector<fs::path> paths;
-  for (const std::string& f : list_image_files(dir.string())) paths.push_back(f);
-  if (paths.empty()) fail("%s: no image files (png, jpg, jpeg, bmp, tga, gif) found", dir.string().c_str());
+  FolderList L;
+  L.dir = dir.string();
+  L.paths = list_image_files(L.dir);
+  if (L.paths.empty()) fail("%s: no image files (png, jpg, jpeg, bmp, tga, gif) found", L.dir.c_str());
   // classes: the first-level subfolders, when every image sits in one
   std::map<std::string, int32_t> classes;
   bool labelled = true;
-  for (const fs::path& p : paths) {
+  for (const std::string& p : L.paths) {
     fs::path rel = fs::relative(p, dir);
     if (rel.has_parent_path()) classes.emplace(rel.begin()->string(), 0);
     else labelled = false;
   }
   int32_t k = 0;
   for (auto& c : classes) c.second = k++;
-  Dataset d;
-  d.name = "folder";
-  d.C = channels;
-  d.S = size;
-  d.num_classes = labelled ? (int)classes.size() : 0;
-  for (const fs::path& p : paths) {
-    try {
-      Image im = image_read(p.string(), channels);
-      int64_t h = im.H, w = im.W;
-      if (h <= w) w = std::max<int64_t>(size, (w * size + h / 2) / h), h = size;
-      else h = std::max<int64_t>(size, (h * size + w / 2) / w), w = size;
-      Image r = image_resize(im, h, w);
-      int32_t label = labelled ? classes[fs::relative(p, dir).begin()->string()] : -1;
-      add_image(d, r.px.data(), h, w, label);
-    } catch (const Error& e) {
-      fprintf(stderr, "warning: skipping %s\n", e.what());
-      d.skipped.push_back(p.string());
-    }
-  }
-  if (d.size() == 0) fail("%s: none of the %zu image files could be read", dir.string().c_str(), paths.size());
-  if (!d.skipped.empty()) fprintf(stderr, "warning: %zu unreadable image files skipped in %s\n", d.skipped.size(), dir.string().c_str());
-  return d;
+  L.num_classes = labelled ? (int)classes.size() : 0;
+  for (const std::string& p : L.paths) L.labels.push_back(labelled ? classes[fs::relative(p, dir).begin()->string()] : -1);
+  return L;
 }
-}  // namespace
+
+Image folder_image(const std::string& path, int64_t size, int channels) {
+  Image im = image_read(path, channels);
+  int64_t h = im.H, w = im.W;
+  if (h <= w) w = std::max<int64_t>(size, (w * size + h / 2) / h), h = size;
+  else h = std::max<int64_t>(size, (h * size + w / 2) / w), w = size;
+  return image_resize(im, h, w);
+}
 
 std::vector<std::string> list_image_files(const std::string& dir) {
   std::vector<fs::path> paths;
@@ -145,14 +158,16 @@ void dataset_truncate(Dataset& d, int64_t n) {
   d.px.shrink_to_fit();
 }
 
+DataSpec data_spec_parse(const std::string& spec) {
+  DataSpec d{spec, ""};
+  size_t colon = spec.find(':');
+  if (colon != std::string::npos) d = {spec.substr(0, colon), spec.substr(colon + 1)};
+  return d;
+}
+
 Dataset dataset_load(const std::string& spec, const std::string& split, int64_t size, int channels) {
   if (split != "train" && split != "test") fail("dataset: split must be train or test, got '%s'", split.c_str());
-  std::string kind = spec, arg;
-  size_t colon = spec.find(':');
-  if (colon != std::string::npos) {
-    kind = spec.substr(0, colon);
-    arg = spec.substr(colon + 1);
-  }
+  const auto [kind, arg] = data_spec_parse(spec);
   if (kind == "fmnist") return load_fmnist(arg.empty() ? FMNIST_DEFAULT_DIR : arg, split);
   if (kind == "cifar10") {
     if (arg.empty()) fail("--data cifar10 needs a folder: cifar10:DIR");
@@ -163,11 +178,14 @@ Dataset dataset_load(const std::string& spec, const std::string& split, int64_t 
     if (size < 8) fail("dataset: image size %lld too small", (long long)size);
     return load_folder(arg, split, size, channels);
   }
-  fail("unknown dataset '%s' (expected fmnist, cifar10:DIR or folder:DIR)", spec.c_str());
+  if (kind == "shards") {
+    if (arg.empty()) fail("--data shards needs a folder: shards:DIR (made by nsvq pack)");
+    return shards_load(arg, split, size, channels);
+  }
+  fail("unknown dataset '%s' (expected fmnist, cifar10:DIR, folder:DIR or shards:DIR)", spec.c_str());
 }
 
-void dataset_sample(const Dataset& d, int64_t i, float* x, bool augment, uint64_t pick) {
-  int64_t h = d.h[i], w = d.w[i], S = d.S;
+void pixels_sample(const uint8_t* src, int64_t C, int64_t h, int64_t w, int64_t S, float* x, bool augment, uint64_t pick) {
   int64_t y0 = (h - S) / 2, x0 = (w - S) / 2;
   bool flip = false;
   if (augment) {
@@ -175,8 +193,7 @@ void dataset_sample(const Dataset& d, int64_t i, float* x, bool augment, uint64_
     x0 = (int64_t)((pick >> 21) % (uint64_t)(w - S + 1));
     flip = (pick >> 42) & 1;
   }
-  const uint8_t* src = d.px.data() + d.off[i];
-  for (int64_t c = 0; c < d.C; c++)
+  for (int64_t c = 0; c < C; c++)
     for (int64_t y = 0; y < S; y++) {
       const uint8_t* row = src + (c * h + y + y0) * w + x0;
       float* dst = x + (c * S + y) * S;
@@ -184,19 +201,47 @@ void dataset_sample(const Dataset& d, int64_t i, float* x, bool augment, uint64_
     }
 }
 
-// ------------------------------------------------------------------------------------ loader
-
-BatchLoader::BatchLoader(const Dataset& d, int64_t batch, uint64_t seed, bool shuffle, bool augment)
-    : d_(d), B_(batch), seed_(seed), shuffle_(shuffle), augment_(augment) {
-  if (batch < 1 || batch > d.size())
-    fail("batch size %lld does not fit a dataset of %lld images", (long long)batch, (long long)d.size());
-  xbuf_.resize((size_t)(B_ * d.C * d.S * d.S));
-  ybuf_.resize((size_t)B_);
-  th_ = std::thread([this] { worker(); });
-  start_prefetch(pos_);
+void dataset_sample(const Dataset& d, int64_t i, float* x, bool augment, uint64_t pick) {
+  pixels_sample(d.px.data() + d.off[i], d.C, d.h[i], d.w[i], d.S, x, augment, pick);
 }
 
-BatchLoader::~BatchLoader() {
+uint64_t sample_pick(uint64_t seed, int64_t epoch, int64_t pos) {
+  Philox4 h = philox4x32((uint32_t)pos, (uint32_t)epoch, 0x6461u, 0, (uint32_t)seed, (uint32_t)(seed >> 32));
+  return (uint64_t)h.v[0] | (uint64_t)h.v[1] << 32;
+}
+
+// ------------------------------------------------------------------------------- batch streams
+
+BatchStream::BatchStream(int64_t batch, int rank, int ranks) : B_(batch), rank_(rank), ranks_(ranks) {
+  if (ranks < 1 || rank < 0 || rank >= ranks) fail("data loader: rank %d of %d ranks", rank, ranks);
+  if (batch < 1 || batch % ranks)
+    fail("batch size %lld cannot be split evenly over %d ranks (it must be a positive multiple of the rank count)",
+         (long long)batch, ranks);
+}
+
+BatchStream::Pos BatchStream::after(Pos p) const {
+  p.index += B_;
+  if (p.index + B_ > size()) p = {p.epoch + 1, 0};
+  return p;
+}
+
+void BatchStream::check_pos(Pos p) const {
+  if (p.epoch < 0 || p.index < 0 || p.index + B_ > size())
+    fail("data loader: cannot resume at epoch %lld index %lld with batch %lld of %lld images", (long long)p.epoch,
+         (long long)p.index, (long long)B_, (long long)size());
+}
+
+PrefetchStream::~PrefetchStream() { stop(); }
+
+void PrefetchStream::start() {
+  xbuf_.resize((size_t)(local_batch() * C_ * S_ * S_));
+  ybuf_.resize((size_t)local_batch());
+  th_ = std::thread([this] { worker(); });
+  request(pos_);
+}
+
+void PrefetchStream::stop() {
+  if (!th_.joinable()) return;
   {
     std::lock_guard<std::mutex> l(mu_);
     stop_ = true;
@@ -205,30 +250,7 @@ BatchLoader::~BatchLoader() {
   th_.join();
 }
 
-void BatchLoader::order_for(int64_t epoch, std::vector<int32_t>& ord) const {
-  ord.resize((size_t)d_.size());
-  std::iota(ord.begin(), ord.end(), 0);
-  if (!shuffle_) return;
-  Rng r(seed_, 0x10000u + (uint32_t)epoch);
-  for (int64_t i = (int64_t)ord.size() - 1; i > 0; i--) std::swap(ord[i], ord[r.below((uint32_t)i + 1)]);
-}
-
-void BatchLoader::fill(Pos p, float* x, int32_t* y) {
-  if (ord_epoch_ != p.epoch) {  // only the worker thread gets here
-    order_for(p.epoch, ord_);
-    ord_epoch_ = p.epoch;
-  }
-  const std::vector<int32_t>& ord = ord_;
-  int64_t per = d_.C * d_.S * d_.S;
-  for (int64_t b = 0; b < B_; b++) {
-    int64_t pos = p.index + b, i = ord[pos];
-    Philox4 h = philox4x32((uint32_t)pos, (uint32_t)p.epoch, 0x6461u, 0, (uint32_t)seed_, (uint32_t)(seed_ >> 32));
-    dataset_sample(d_, i, x + b * per, augment_, (uint64_t)h.v[0] | (uint64_t)h.v[1] << 32);
-    y[b] = d_.labels[i];
-  }
-}
-
-void BatchLoader::worker() {
+void PrefetchStream::worker() {
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
     cv_.wait(l, [this] { return stop_ || want_; });
@@ -249,7 +271,7 @@ void BatchLoader::worker() {
   }
 }
 
-void BatchLoader::start_prefetch(Pos p) {
+void PrefetchStream::request(Pos p) {
   std::lock_guard<std::mutex> l(mu_);
   want_pos_ = p;
   want_ = true;
@@ -257,7 +279,7 @@ void BatchLoader::start_prefetch(Pos p) {
   cv_.notify_all();
 }
 
-void BatchLoader::next(float* x, int32_t* labels) {
+void PrefetchStream::next(float* x, int32_t* labels) {
   {
     std::unique_lock<std::mutex> l(mu_);
     cv_.wait(l, [this] { return ready_; });
@@ -265,21 +287,81 @@ void BatchLoader::next(float* x, int32_t* labels) {
     std::copy(xbuf_.begin(), xbuf_.end(), x);
     std::copy(ybuf_.begin(), ybuf_.end(), labels);
   }
-  pos_.index += B_;
-  if (pos_.index + B_ > d_.size()) pos_ = {pos_.epoch + 1, 0};
-  start_prefetch(pos_);
+  pos_ = after(pos_);
+  request(pos_);
 }
 
-void BatchLoader::seek(Pos p) {
-  if (p.epoch < 0 || p.index < 0 || p.index + B_ > d_.size())
-    fail("data loader: cannot resume at epoch %lld index %lld with batch %lld of %lld images", (long long)p.epoch,
-         (long long)p.index, (long long)B_, (long long)d_.size());
+void PrefetchStream::seek(Pos p) {
+  check_pos(p);
   {  // wait for the batch in flight, then ask for the new one
     std::unique_lock<std::mutex> l(mu_);
     cv_.wait(l, [this] { return ready_; });
   }
   pos_ = p;
-  start_prefetch(pos_);
+  request(pos_);
+}
+
+// ------------------------------------------------------------------------------------ loader
+
+BatchLoader::BatchLoader(const Dataset& d, int64_t batch, uint64_t seed, bool shuffle, bool augment, int rank, int ranks)
+    : PrefetchStream(batch, rank, ranks), d_(d), seed_(seed), shuffle_(shuffle) {
+  init(augment);
+}
+
+BatchLoader::BatchLoader(Dataset&& d, int64_t batch, uint64_t seed, bool shuffle, bool augment, int rank, int ranks)
+    : PrefetchStream(batch, rank, ranks), own_(std::make_unique<Dataset>(std::move(d))), d_(*own_), seed_(seed),
+      shuffle_(shuffle) {
+  init(augment);
+}
+
+void BatchLoader::init(bool augment) {
+  if (B_ > d_.size()) fail("batch size %lld does not fit a dataset of %lld images", (long long)B_, (long long)d_.size());
+  name_ = d_.name;
+  C_ = d_.C;
+  S_ = d_.S;
+  num_classes_ = d_.num_classes;
+  augment_ = augment;
+  start();
+}
+
+BatchLoader::~BatchLoader() { stop(); }
+
+void BatchLoader::order_for(int64_t epoch, std::vector<int32_t>& ord) const {
+  ord.resize((size_t)d_.size());
+  std::iota(ord.begin(), ord.end(), 0);
+  if (!shuffle_) return;
+  Rng r(seed_, 0x10000u + (uint32_t)epoch);
+  for (int64_t i = (int64_t)ord.size() - 1; i > 0; i--) std::swap(ord[i], ord[r.below((uint32_t)i + 1)]);
+}
+
+void BatchLoader::fill(Pos p, float* x, int32_t* y) {
+  if (ord_epoch_ != p.epoch) {  // only the worker thread gets here
+    order_for(p.epoch, ord_);
+    ord_epoch_ = p.epoch;
+  }
+  const int64_t per = d_.C * d_.S * d_.S, b0 = rank_ * local_batch();
+  for (int64_t b = 0; b < local_batch(); b++) {
+    int64_t pos = p.index + b0 + b, i = ord_[pos];
+    dataset_sample(d_, i, x + b * per, augment_, sample_pick(seed_, p.epoch, pos));
+    y[b] = d_.labels[i];
+  }
+}
+
+std::unique_ptr<BatchStream> open_train_stream(const std::string& spec, int64_t size, int channels, int64_t batch,
+                                               uint64_t seed, int rank, int ranks, const StreamOptions& opt) {
+  const DataSpec ds = data_spec_parse(spec);
+  if (ds.kind == "shards") {
+    if (ds.arg.empty()) fail("--data shards needs a folder: shards:DIR (made by nsvq pack)");
+    return shard_stream_open(ds.arg, size, channels, batch, seed, rank, ranks, opt);
+  }
+  Dataset d = dataset_load(spec, "train", size, channels);
+  if (d.size() < batch)
+    fail("dataset %s has %lld training images, fewer than the batch of %lld", spec.c_str(), (long long)d.size(),
+         (long long)batch);
+  // folder datasets: random crop and flip (their images are stored at short side = size); the
+  // fixed-size sets train on the images as they are
+  const bool augment = ds.kind == "folder";
+  return std::make_unique<BatchLoader>(std::move(d), batch, seed, true, augment, rank, ranks);
 }
 
 }  // namespace nsvq

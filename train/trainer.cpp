@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include "engine/dist.h"
 #include "models/discriminator.h"
 #include "models/json.h"
 #include "models/lpips.h"
@@ -88,6 +89,8 @@ struct StepGraph {
   Tensor *x = nullptr, *xr = nullptr, *l_rec = nullptr, *l_adv = nullptr, *lam = nullptr, *l_g = nullptr;
   Tensor *l_d = nullptr, *gn_g = nullptr, *gn_d = nullptr, *l_perc = nullptr;
   QuantOut q;
+  // several ranks: the step's losses averaged over ranks (flat, in the order of `averaged`)
+  std::vector<Tensor*> averaged, means;
 };
 
 class Trainer {
@@ -106,6 +109,8 @@ class Trainer {
     return opt_.out + (prev ? "/checkpoint.prev.safetensors" : "/checkpoint.safetensors") + (cfg_.zstd ? ".zst" : "");
   }
   void save_checkpoint();
+  void check_ranks_agree();
+  float loss(const Graph& g, Tensor* t) const;  // a loss of this step, averaged over the ranks
   void load_checkpoint(const SafetensorsFile& f);
   void ema_update(const std::vector<char>& replaced_rows);
   void probe();
@@ -117,13 +122,16 @@ class Trainer {
   TrainOptions opt_;
   Backend* be_;
   Store st_;
-  Dataset train_, test_;
+  Dataset test_;
   std::unique_ptr<TokenizerModel> model_;
   std::unique_ptr<NLayerDiscriminator> disc_;
   std::unique_ptr<LpipsLoss> lpips_;  // the perceptual loss's network (its own Store: not checkpointed)
   double perc_ms_ = -1;               // its forward + backward time per step, measured at setup
   std::unique_ptr<AdamW> opt_g_, opt_d_;
-  std::unique_ptr<BatchLoader> loader_;
+  std::unique_ptr<BatchStream> loader_;
+  int rank_ = 0, ranks_ = 1;  // data-parallel rank and number of ranks (dist())
+  int64_t local_batch_ = 0;   // cfg_.batch / ranks_: the images this rank encodes per step
+  bool root() const { return rank_ == 0; }
   StepGraph sg_;
   int64_t step_ = 0;
   int nonfinite_run_ = 0;
@@ -141,26 +149,30 @@ class Trainer {
 void Trainer::setup() {
   if (cfg_.data.empty()) fail("preset %s needs --data (cifar10:DIR or folder:DIR)", cfg_.preset.c_str());
   VqganConfig vc = cfg_.vqgan_config();
-  train_ = dataset_load(cfg_.data, "train", vc.resolution, vc.in_channels);
+  if (cfg_.batch % ranks_)
+    fail("--batch %lld does not split over %d ranks (each rank takes --batch / ranks images of every step)",
+         (long long)cfg_.batch, ranks_);
+  local_batch_ = cfg_.batch / ranks_;
+  // the training stream: this rank's slice of every global batch (folder sources and shards packed
+  // from folders: random crop and flip; the fixed-size sets train on the images as they are)
+  loader_ = open_train_stream(cfg_.data, vc.resolution, vc.in_channels, cfg_.batch, (uint64_t)cfg_.seed, rank_, ranks_);
   test_ = dataset_load(cfg_.data, "test", vc.resolution, vc.in_channels);
-  for (const Dataset* d : {&train_, &test_}) {
-    if (d->C != vc.in_channels || d->S != vc.resolution)
-      fail("dataset %s gives %lldx%lldx%lld images; model %s takes %dx%dx%d", cfg_.data.c_str(), (long long)d->C,
-           (long long)d->S, (long long)d->S, cfg_.model.c_str(), vc.in_channels, vc.resolution, vc.resolution);
-    if (d->size() == 0) fail("dataset %s: no usable images", cfg_.data.c_str());
-  }
-  if (train_.size() < cfg_.batch)
-    fail("dataset %s has %lld training images, fewer than --batch %lld", cfg_.data.c_str(), (long long)train_.size(),
-         (long long)cfg_.batch);
-  train_config_resolve(cfg_, train_.size() / cfg_.batch);
+  if (loader_->channels() != vc.in_channels || loader_->image_size() != vc.resolution || test_.C != vc.in_channels ||
+      test_.S != vc.resolution)
+    fail("dataset %s gives %lldx%lldx%lld images; model %s takes %dx%dx%d", cfg_.data.c_str(),
+         (long long)loader_->channels(), (long long)loader_->image_size(), (long long)loader_->image_size(),
+         cfg_.model.c_str(), vc.in_channels, vc.resolution, vc.resolution);
+  if (test_.size() == 0) fail("dataset %s: no usable test images", cfg_.data.c_str());
+  train_config_resolve(cfg_, loader_->size() / cfg_.batch);
 
   model_ = std::make_unique<TokenizerModel>(st_, cfg_);
   if (cfg_.perceptual_weight > 0) {
     cfg_.lpips_weights = fs::absolute(cfg_.lpips_weights).string();  // a resume from elsewhere finds it
     lpips_ = std::make_unique<LpipsLoss>(cfg_.lpips_weights, be_);
-    perc_ms_ = time_lpips(*lpips_->net, be_, cfg_.batch, vc.in_channels, vc.resolution);
+    perc_ms_ = time_lpips(*lpips_->net, be_, local_batch_, vc.in_channels, vc.resolution);
   }
   disc_ = std::make_unique<NLayerDiscriminator>(st_, discriminator_preset(cfg_.model), (uint64_t)cfg_.seed + 7919);
+  disc_->sync_bn = ranks_ > 1;  // BatchNorm over the global batch: the same statistics as one process
   AdamConfig ac;
   ac.lr = (float)cfg_.lr;
   ac.beta1 = 0.5f;
@@ -168,6 +180,7 @@ void Trainer::setup() {
   opt_g_ = std::make_unique<AdamW>(st_, st_.params(GROUP_GENERATOR), ac, "adam_g");
   opt_d_ = std::make_unique<AdamW>(st_, st_.params(GROUP_DISCRIMINATOR), ac, "adam_d");
   opt_g_->clip_norm = opt_d_->clip_norm = (float)cfg_.grad_clip;
+  opt_g_->average_over_ranks = opt_d_->average_over_ranks = ranks_ > 1;
   for (Tensor* t : st_.params(GROUP_GENERATOR))
     if (is_encoder_param(t)) enc_params_.push_back(t);
   if (cfg_.encoder_lr_mult != 1.0) opt_g_->set_lr_mult(enc_params_, (float)cfg_.encoder_lr_mult);
@@ -187,10 +200,6 @@ void Trainer::setup() {
   probe_lat_ = st_.add("train.probe.latents", DType::f32, {probe_n_, vc.embed_dim, h, h}, TF_PERSIST);
   probe_enc_ = st_.add("train.probe.encoder", DType::f32, {n_enc}, TF_PERSIST);
   probe_valid_ = st_.add("train.probe.valid", DType::i32, {1}, TF_PERSIST);
-  // folder datasets: random crop and flip (their images are stored at short side = size); the
-  // fixed-size sets train on the images as they are
-  const bool augment = cfg_.data.rfind("folder:", 0) == 0;
-  loader_ = std::make_unique<BatchLoader>(train_, cfg_.batch, (uint64_t)cfg_.seed, true, augment);
 }
 
 void Trainer::build(Stage stage, bool adv) {
@@ -202,12 +211,24 @@ void Trainer::build(Stage stage, bool adv) {
   model_->quantizer().set_replace(stage != Stage::stage2);
   sg_.g = std::make_unique<Graph>(be_);
   Graph& g = *sg_.g;
+  if (ranks_ > 1) g.set_replay(false);  // collectives are not recorded into CUDA graphs
   const VqganConfig& vc = model_->vqgan();
-  sg_.x = g.input(DType::f32, {cfg_.batch, vc.in_channels, vc.resolution, vc.resolution}, "x");
+  sg_.x = g.input(DType::f32, {local_batch_, vc.in_channels, vc.resolution, vc.resolution}, "x");
   Tensor* z = model_->autoencoder().encode(g, sg_.x);
   if (frozen) z = detach(g, z);  // the frozen encoder runs forward only
-  sg_.q = model_->quantizer().build(g, z, true);
-  sg_.xr = model_->autoencoder().decode(g, sg_.q.zq);
+  // several ranks: the quantizer sees the latents of the whole global batch (all-gathered, in rank
+  // order = the 1-rank order), so its state updates (counts, reservoir, replacement, EMA, tau) are the
+  // same computation on every rank; the gradient of the gather is a reduce-scatter (each rank's
+  // latents get the sum of every rank's quantizer-loss gradient and its own decoder's)
+  Tensor* zq;
+  if (ranks_ > 1) {
+    sg_.q = model_->quantizer().build(g, allgather(g, z), true);
+    zq = slice(g, sg_.q.zq, 0, rank_ * local_batch_, (rank_ + 1) * local_batch_);
+  } else {
+    sg_.q = model_->quantizer().build(g, z, true);
+    zq = sg_.q.zq;
+  }
+  sg_.xr = model_->autoencoder().decode(g, zq);
   sg_.l_rec = loss_l1(g, sg_.xr, sg_.x);
   // L_nll = L_rec + w_p * mean_b LPIPS(x_b, xr_b) (method.md §5.2)
   std::vector<LossTerm> nll = {{sg_.l_rec, 1.0f}};
@@ -226,6 +247,11 @@ void Trainer::build(Stage stage, bool adv) {
       Tensor* WL = model_->autoencoder().last_layer_weight();
       Tensor* gn = g.gradients(nll, {WL})[0];
       Tensor* ga = g.gradients({{sg_.l_adv, 1.0f}}, {WL})[0];
+      if (ranks_ > 1) {  // the global batch's gradients: lambda is the same on every rank and as with one
+        std::vector<Tensor*> m = allreduce(g, {gn, ga}, 1.0f / (float)ranks_);
+        gn = m[0];
+        ga = m[1];
+      }
       Tensor* ratio = div(g, sqrt(g, sum_sq(g, gn)), unary(g, sqrt(g, sum_sq(g, ga)), UN_AFFINE, 1.0f, 1e-4f));
       sg_.lam = detach(g, scale(g, clamp(g, ratio, 0.0f, 1e4f), (float)cfg_.disc_weight));
     } else {
@@ -241,19 +267,58 @@ void Trainer::build(Stage stage, bool adv) {
   if (adv) g.backward({{sg_.l_d, 1.0f}}, GROUP_DISCRIMINATOR);
   sg_.gn_g = opt_g_->append_update(g);
   if (adv) sg_.gn_d = opt_d_->append_update(g);
+  if (ranks_ > 1) {
+    // the losses of the global batch (what is logged, and what decides about non-finite steps)
+    for (Tensor* l : {sg_.l_g, sg_.l_rec, sg_.l_adv, sg_.l_d, sg_.l_perc})
+      if (l) sg_.averaged.push_back(l);
+    sg_.means = allreduce(g, sg_.averaged, 1.0f / (float)ranks_);
+    for (Tensor* m : sg_.means) g.mark_output(m);
+  }
   g.plan();
 }
 
 // ------------------------------------------------------------------------------- checkpoints
 
+float Trainer::loss(const Graph& g, Tensor* t) const {
+  for (size_t i = 0; i < sg_.averaged.size(); i++)
+    if (sg_.averaged[i] == t) return g.get_scalar(sg_.means[i]);
+  return g.get_scalar(t);
+}
+
+// Several ranks: every tensor of the Store (weights, Adam moments, quantizer state, BatchNorm
+// statistics, weight EMA) must hold the same bits on every rank — the drift probe's references,
+// which rank 0 alone keeps, excepted. A difference is a bug, and stops the run naming the tensor.
+void Trainer::check_ranks_agree() {
+  std::vector<uint64_t> h;
+  for (Tensor* t : st_.tensors()) {
+    if (t == probe_lat_ || t == probe_enc_ || t == probe_valid_) continue;
+    std::vector<uint8_t> b(t->nbytes());
+    st_.download(t, b.data(), b.size());
+    uint64_t x = 1469598103934665603ull;  // FNV-1a
+    for (uint8_t c : b) x = (x ^ c) * 1099511628211ull;
+    h.push_back(x);
+  }
+  std::vector<uint64_t> all(h.size() * (size_t)ranks_);
+  dist().allgather(h.data(), all.data(), h.size() * sizeof(uint64_t));
+  std::vector<Tensor*> ts;
+  for (Tensor* t : st_.tensors())
+    if (t != probe_lat_ && t != probe_enc_ && t != probe_valid_) ts.push_back(t);
+  for (int r = 1; r < ranks_; r++)
+    for (size_t i = 0; i < h.size(); i++)
+      if (all[(size_t)r * h.size() + i] != all[i])
+        fail("rank %d holds another %s than rank 0 at step %lld: the ranks diverged", r, ts[i]->name.c_str(),
+             (long long)step_);
+}
+
 void Trainer::save_checkpoint() {
+  if (!root()) return;  // rank 0 alone writes
   std::map<std::string, std::string> md;
   md["format"] = "nsvq-tokenizer-1";
   md["nsvq_version"] = NSVQ_VERSION;
   md["config"] = train_config_json(cfg_);
   md["step"] = std::to_string(step_);
   md["stage"] = stage_name(stage_of(cfg_, std::max<int64_t>(0, step_ - 1)));
-  BatchLoader::Pos p = loader_->position();
+  BatchStream::Pos p = loader_->position();
   md["loader_epoch"] = std::to_string(p.epoch);
   md["loader_index"] = std::to_string(p.index);
   md["adam_g_step"] = std::to_string(opt_g_->step());
@@ -284,7 +349,7 @@ int64_t meta_int(const SafetensorsFile& f, const char* key) {
 
 void Trainer::load_checkpoint(const SafetensorsFile& f) {
   step_ = meta_int(f, "step");
-  BatchLoader::Pos p;
+  BatchStream::Pos p;
   p.epoch = meta_int(f, "loader_epoch");
   p.index = meta_int(f, "loader_index");
   opt_g_->set_step(meta_int(f, "adam_g_step"));
@@ -312,9 +377,13 @@ void Trainer::ema_update(const std::vector<char>& replaced) {
   }
 }
 
-void Trainer::log_line(const std::string& json) { metrics_append(opt_.out + "/metrics.jsonl", json); }
+void Trainer::log_line(const std::string& json) {
+  if (root()) metrics_append(opt_.out + "/metrics.jsonl", json);
+}
 
-void Trainer::truncate_metrics(int64_t step) { metrics_truncate(opt_.out + "/metrics.jsonl", step); }
+void Trainer::truncate_metrics(int64_t step) {
+  if (root()) metrics_truncate(opt_.out + "/metrics.jsonl", step);
+}
 
 void Trainer::probe() {
   const VqganConfig& vc = model_->vqgan();
@@ -404,10 +473,15 @@ void Trainer::final_outputs() {
 
 int Trainer::run() {
   namespace chr = std::chrono;
-  fs::create_directories(opt_.out);
+  rank_ = dist().rank();
+  ranks_ = dist().size();
+  if (!root()) opt_.quiet = true;  // rank 0 alone prints and writes
+  if (root()) fs::create_directories(opt_.out);
   const std::string cur_plain = opt_.out + "/checkpoint.safetensors", cur_zst = cur_plain + ".zst";
   std::string resume_path;
-  if (opt_.resume) {
+  if (!root()) {
+    if (opt_.resume) resume_path = "rank 0's checkpoint";
+  } else if (opt_.resume) {
     bool a = access(cur_plain.c_str(), F_OK) == 0, b = access(cur_zst.c_str(), F_OK) == 0;
     if (!a && !b) fail("--resume: no checkpoint in %s", opt_.out.c_str());
     resume_path = a && b ? (fs::last_write_time(cur_zst) > fs::last_write_time(cur_plain) ? cur_zst : cur_plain)
@@ -416,7 +490,14 @@ int Trainer::run() {
     fail("%s already holds a run; pass --resume to continue it or choose another --out", opt_.out.c_str());
   }
   SafetensorsFile ck;
-  if (!resume_path.empty()) {
+  if (!resume_path.empty() && !root()) {
+    // the other ranks resume from rank 0's checkpoint, sent to them (no shared file system needed)
+    uint64_t n = 0;
+    dist().broadcast(&n, sizeof n);
+    std::vector<uint8_t> bytes((size_t)n);
+    dist().broadcast(bytes.data(), bytes.size());
+    ck = safetensors_parse(std::move(bytes), resume_path);
+  } else if (!resume_path.empty()) {
     try {
       ck = safetensors_read(resume_path);
     } catch (const Error& e) {  // damaged on disk (writes are atomic, a crash cannot do it): the one before
@@ -428,6 +509,13 @@ int Trainer::run() {
       resume_path = prev;
       ck = safetensors_read(resume_path);
     }
+    if (ranks_ > 1) {
+      uint64_t n = ck.bytes.size();
+      dist().broadcast(&n, sizeof n);
+      dist().broadcast(ck.bytes.data(), ck.bytes.size());
+    }
+  }
+  if (!resume_path.empty()) {
     int64_t steps = cfg_.steps;
     cfg_ = checkpoint_config(ck);
     if (opt_.steps_given) cfg_.steps = steps;
@@ -462,23 +550,26 @@ int Trainer::run() {
            (long long)cfg_.batch, cfg_.data.c_str(), (long long)cfg_.stage1, (long long)cfg_.warmup,
            (long long)cfg_.disc_start, opt_.out.c_str());
   if (!resume_path.empty() && !opt_.quiet) printf("train: resumed %s at step %lld\n", resume_path.c_str(), (long long)step_);
+  if (ranks_ > 1 && !opt_.quiet)
+    printf("train: data parallel, %s: %lld images per rank per step; gradients averaged by all-reduce\n",
+           dist().describe().c_str(), (long long)local_batch_);
   if (lpips_ && !opt_.quiet)
     printf("train: perceptual loss LPIPS-VGG16 x %g (%s): its forward + backward at batch %lld takes %.0f ms per step\n",
-           cfg_.perceptual_weight, cfg_.lpips_weights.c_str(), (long long)cfg_.batch, perc_ms_);
+           cfg_.perceptual_weight, cfg_.lpips_weights.c_str(), (long long)local_batch_, perc_ms_);
   fflush(stdout);
 
   StopSignals signals;
 
   const VqganConfig& vc = model_->vqgan();
-  std::vector<float> xb((size_t)(cfg_.batch * vc.in_channels * vc.resolution * vc.resolution));
-  std::vector<int32_t> yb((size_t)cfg_.batch);
+  std::vector<float> xb((size_t)(local_batch_ * vc.in_channels * vc.resolution * vc.resolution));
+  std::vector<int32_t> yb((size_t)local_batch_);
   auto t_start = chr::steady_clock::now();
   double ms_acc = 0;
   int64_t ms_n = 0, done_here = 0;
   Quantizer& quant = model_->quantizer();
   const bool nsvq = cfg_.is_nsvq();
   bool replacing_now = false;
-  if (step_ == 0 && cfg_.drift_every > 0) probe();
+  if (step_ == 0 && cfg_.drift_every > 0 && root()) probe();
   while (step_ < cfg_.steps) {
     const int64_t s = step_;
     Stage stage = stage_of(cfg_, s);
@@ -511,14 +602,15 @@ int Trainer::run() {
     ms_acc += ms;
     ms_n++;
 
-    float l_g = g.get_scalar(sg_.l_g), gn_g = g.get_scalar(sg_.gn_g);
+    float l_g = loss(g, sg_.l_g), gn_g = g.get_scalar(sg_.gn_g);
     float gn_d = adv ? g.get_scalar(sg_.gn_d) : 0.0f;
     bool bad_g = !std::isfinite(l_g) || !std::isfinite(gn_g), bad_d = adv && !std::isfinite(gn_d);
     if (!std::isfinite(gn_g)) opt_g_->undo_step();
     if (bad_d) opt_d_->undo_step();
     if (bad_g || bad_d) {
       nonfinite_run_++;
-      fprintf(stderr, "%strain: warning: step %lld: non-finite %s (loss %g, grad norms %g / %g); step skipped\n",
+      if (root())
+        fprintf(stderr, "%strain: warning: step %lld: non-finite %s (loss %g, grad norms %g / %g); step skipped\n",
               tty_ ? "\n" : "", (long long)s, bad_g ? "generator loss or gradient" : "discriminator gradient", l_g,
               gn_g, gn_d);
       if (nonfinite_run_ >= 5) {
@@ -554,16 +646,16 @@ int Trainer::run() {
       std::string j = "{\"step\": " + std::to_string(step_) + ", \"stage\": \"" + stage_name(stage) + "\"";
       auto num = [&](const char* k, double v) { j += std::string(", \"") + k + "\": " + json_number(v); };
       num("loss_g", l_g);
-      num("rec", g.get_scalar(sg_.l_rec));
-      if (sg_.l_perc) num("perc", g.get_scalar(sg_.l_perc));
+      num("rec", loss(g, sg_.l_rec));
+      if (sg_.l_perc) num("perc", loss(g, sg_.l_perc));
       num("vq", g.get_scalar(sg_.q.loss));
       if (sg_.q.dense_loss) num("dense", g.get_scalar(sg_.q.dense_loss));
       if (sg_.q.codebook_loss) num("codebook", g.get_scalar(sg_.q.codebook_loss));
       num("commit", g.get_scalar(sg_.q.commit_loss));
       if (adv) {
-        num("adv", g.get_scalar(sg_.l_adv));
+        num("adv", loss(g, sg_.l_adv));
         num("lambda_adv", g.get_scalar(sg_.lam));
-        num("d_loss", g.get_scalar(sg_.l_d));
+        num("d_loss", loss(g, sg_.l_d));
         num("grad_norm_d", gn_d);
       }
       num("grad_norm_g", gn_g);
@@ -577,8 +669,8 @@ int Trainer::run() {
       num("ms_per_step", ms_step);
       if (sg_.l_perc) num("perc_ms", perc_ms_);  // timings last: a comparison of runs can cut them off
       num("img_per_s", cfg_.batch * 1000.0 / ms_step);
-      BatchLoader::Pos p = loader_->position();
-      num("epoch", (double)p.epoch + (double)p.index / (double)train_.size());
+      BatchStream::Pos p = loader_->position();
+      num("epoch", (double)p.epoch + (double)p.index / (double)loader_->size());
       j += "}";
       log_line(j);
       if (!opt_.quiet) {
@@ -586,7 +678,7 @@ int Trainer::run() {
         double eta = el / (double)done_here * (double)(cfg_.steps - step_);
         char b[320];
         snprintf(b, sizeof b, "step %lld/%lld [%s] rec %.4f vq %.4f util %.1f%% ppl %.0f %.0f img/s ETA %s",
-                 (long long)step_, (long long)cfg_.steps, stage_name(stage), g.get_scalar(sg_.l_rec),
+                 (long long)step_, (long long)cfg_.steps, stage_name(stage), loss(g, sg_.l_rec),
                  g.get_scalar(sg_.q.loss), 100.0 * used / (double)cfg_.codes, qs.perplexity,
                  cfg_.batch * 1000.0 / ms_step, fmt_duration(eta).c_str());
         if (tty_) fprintf(stderr, "\r%-110s", b);
@@ -594,9 +686,13 @@ int Trainer::run() {
         fflush(tty_ ? stderr : stdout);
       }
     }
-    if (cfg_.drift_every > 0 && step_ % cfg_.drift_every == 0) probe();
+    if (cfg_.drift_every > 0 && step_ % cfg_.drift_every == 0 && root()) probe();
     bool stop_now = signals.caught() != 0 || (opt_.stop_after >= 0 && done_here >= opt_.stop_after);
-    if (step_ % cfg_.ckpt_every == 0 || stop_now || step_ == cfg_.steps) save_checkpoint();
+    if (ranks_ > 1) stop_now = dist().allreduce_max(stop_now) != 0;  // a signal to any rank stops all at this step
+    if (step_ % cfg_.ckpt_every == 0 || stop_now || step_ == cfg_.steps) {
+      if (ranks_ > 1) check_ranks_agree();
+      save_checkpoint();
+    }
     if (stop_now && step_ < cfg_.steps) {
       if (!opt_.quiet)
         fprintf(stderr, "%strain: %s at step %lld; checkpoint saved in %s (continue with --resume)\n",
@@ -607,6 +703,9 @@ int Trainer::run() {
   signals.restore();  // the last checkpoint is written: Ctrl-C during the evaluation just stops
   if (tty_) fprintf(stderr, "\n");
   sg_ = StepGraph();  // free the step graph's arena before evaluating
+  if (const char* dump = getenv("NSVQ_DIST_DUMP"); dump && *dump && ranks_ > 1)  // tests: each rank's state
+    save_store(st_, opt_.out + "/rank" + std::to_string(rank_) + ".safetensors", {{"step", std::to_string(step_)}});
+  if (!root()) return 0;  // rank 0 evaluates and draws
 
   // final evaluation (with the weight-EMA copy when the run keeps one)
   if (cfg_.eval_n > 0) {
