@@ -51,7 +51,7 @@ class Dist {
   void wait(void* request, const char* what);  // polls an MPI_Request until done or timeout_s
   int rank_ = 0, size_ = 1, local_rank_ = 0;
   bool mpi_ = false;
-  void* nccl_ = nullptr;  // ncclComm_t, created at the first device collective
+  [[maybe_unused]] void* nccl_ = nullptr;  // ncclComm_t, created at the first device collective (CUDA builds)
   std::vector<float> buf_;  // exchange buffer of the host collectives
 };
 

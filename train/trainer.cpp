@@ -289,6 +289,7 @@ float Trainer::loss(const Graph& g, Tensor* t) const {
 // statistics, weight EMA) must hold the same bits on every rank — the drift probe's references,
 // which rank 0 alone keeps, excepted. A difference is a bug, and stops the run naming the tensor.
 void Trainer::check_ranks_agree() {
+  std::vector<Tensor*> ts;
   std::vector<uint64_t> h;
   for (Tensor* t : st_.tensors()) {
     if (t == probe_lat_ || t == probe_enc_ || t == probe_valid_) continue;
@@ -296,13 +297,11 @@ void Trainer::check_ranks_agree() {
     st_.download(t, b.data(), b.size());
     uint64_t x = 1469598103934665603ull;  // FNV-1a
     for (uint8_t c : b) x = (x ^ c) * 1099511628211ull;
+    ts.push_back(t);
     h.push_back(x);
   }
   std::vector<uint64_t> all(h.size() * (size_t)ranks_);
   dist().allgather(h.data(), all.data(), h.size() * sizeof(uint64_t));
-  std::vector<Tensor*> ts;
-  for (Tensor* t : st_.tensors())
-    if (t != probe_lat_ && t != probe_enc_ && t != probe_valid_) ts.push_back(t);
   for (int r = 1; r < ranks_; r++)
     for (size_t i = 0; i < h.size(); i++)
       if (all[(size_t)r * h.size() + i] != all[i])
