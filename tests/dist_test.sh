@@ -117,7 +117,7 @@ check "the hung rank's peer names the timeout" grep -q "no answer from the other
 # ---- errors
 $MPI2 "$nsvq" $T --batch 9 --out "$tmp/e1" >"$tmp/out" 2>"$tmp/err"
 check "--batch that does not split over the ranks: an error" \
-  grep -q "does not split over 2 ranks" "$tmp/err"
+  grep -q "cannot be split evenly over 2 ranks" "$tmp/err"
 
 echo "dist_test: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

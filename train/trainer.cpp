@@ -149,13 +149,11 @@ class Trainer {
 void Trainer::setup() {
   if (cfg_.data.empty()) fail("preset %s needs --data (cifar10:DIR or folder:DIR)", cfg_.preset.c_str());
   VqganConfig vc = cfg_.vqgan_config();
-  if (cfg_.batch % ranks_)
-    fail("--batch %lld does not split over %d ranks (each rank takes --batch / ranks images of every step)",
-         (long long)cfg_.batch, ranks_);
-  local_batch_ = cfg_.batch / ranks_;
   // the training stream: this rank's slice of every global batch (folder sources and shards packed
-  // from folders: random crop and flip; the fixed-size sets train on the images as they are)
+  // from folders: random crop and flip; the fixed-size sets train on the images as they are); it
+  // refuses a --batch that does not split evenly over the ranks
   loader_ = open_train_stream(cfg_.data, vc.resolution, vc.in_channels, cfg_.batch, (uint64_t)cfg_.seed, rank_, ranks_);
+  local_batch_ = loader_->local_batch();
   test_ = dataset_load(cfg_.data, "test", vc.resolution, vc.in_channels);
   if (loader_->channels() != vc.in_channels || loader_->image_size() != vc.resolution || test_.C != vc.in_channels ||
       test_.S != vc.resolution)
